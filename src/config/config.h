@@ -1,0 +1,61 @@
+// Server and client config files (PROTOCOL.md, "Configs"). Loading checks
+// every field and throws ConfigError with one line naming file and field.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace config {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Address {
+  std::string host;  // dotted IPv4, e.g. 127.0.0.1 ("localhost" is accepted and mapped)
+  std::uint16_t port = 0;
+  std::string to_string() const;  // "host:port"
+};
+// Parses "host:port"; throws ConfigError (message without file name) when bad.
+Address parse_address(const std::string& text);
+
+struct ServerRef {
+  std::string id;
+  Address address;
+};
+
+struct ServerParams {
+  int heartbeat_interval_ms = 50;
+  int election_timeout_min_ms = 150;
+  int election_timeout_max_ms = 300;
+};
+
+struct ServerConfig {
+  std::string id;
+  Address listen;
+  std::string data_dir;
+  std::vector<ServerRef> peers;
+  ServerParams params;
+};
+
+struct ClientParams {
+  int request_timeout_ms = 500;
+  int deadline_ms = 10000;
+};
+
+struct ClientConfig {
+  std::string id;
+  std::vector<ServerRef> servers;
+  ClientParams params;
+};
+
+ServerConfig load_server_config(const std::string& path);
+ClientConfig load_client_config(const std::string& path);
+
+// Pretty-printed JSON (2-space indent, trailing newline) in PROTOCOL.md's format.
+std::string to_json(const ServerConfig& config);
+std::string to_json(const ClientConfig& config);
+
+}  // namespace config

@@ -1,0 +1,162 @@
+// The pure Raft core: a deterministic state machine with no sockets, clocks,
+// threads or files. Input arrives as tick(), step(), propose() and
+// read_index(); output leaves as one Ready value that the shell must handle in
+// order: persist hard_state and entries, then send messages, then apply
+// committed entries and serve reads, then call advance().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "raft/log.h"
+#include "raft/progress.h"
+#include "raft/types.h"
+
+namespace raft {
+
+struct Config {
+  NodeId id;
+  std::vector<NodeId> peers;  // every other server; the cluster is {id} ∪ peers
+  int heartbeat_ticks = 1;
+  int election_ticks_min = 10;  // election timeout is drawn from [min, max]
+  int election_ticks_max = 20;
+  std::uint64_t rng_seed = 1;
+  // Bounds on one append_entries message, so it fits in a datagram.
+  std::size_t max_append_bytes = 48 * 1024;
+  std::size_t max_append_entries = 512;
+  int max_inflight_appends = 64;  // pipelined appends per follower
+  bool pre_vote = true;           // §9.6: a partitioned node cannot inflate terms
+  bool check_quorum = true;       // §6.2: a leader without a majority steps down
+};
+
+// A linearizable read that may now be served once last_applied >= index.
+struct ReadState {
+  std::uint64_t ctx = 0;
+  Index index = 0;
+};
+
+struct Ready {
+  std::optional<HardState> hard_state;  // persist (atomically) if set
+  // Persist: remove any stored entries with index >= entries.front().index,
+  // then append these. They must be durable before `messages` are sent.
+  std::vector<Entry> entries;
+  std::vector<Message> messages;      // send only after persisting the above
+  std::vector<Entry> committed;       // apply in order, after persisting
+  std::vector<ReadState> reads;       // serve once applied up to .index
+  std::vector<std::uint64_t> failed_reads;  // not leader (any more): redirect
+
+  bool empty() const {
+    return !hard_state && entries.empty() && messages.empty() && committed.empty() &&
+           reads.empty() && failed_reads.empty();
+  }
+};
+
+// What the shell recovered from its data directory on start.
+struct Recovered {
+  HardState hard_state;
+  std::vector<Entry> entries;  // indexes 1..n, contiguous
+};
+
+class Raft {
+ public:
+  Raft(Config config, Recovered recovered);
+
+  void tick();
+  void step(const Message& message);
+  // Appends a command to the leader's log; nullopt when this node is not leader.
+  std::optional<Index> propose(std::string data);
+  // Asks for a linearizable read point (§8). The answer comes back in a later
+  // Ready as a ReadState with the same ctx, or in failed_reads.
+  void read_index(std::uint64_t ctx);
+
+  bool has_ready() const;
+  Ready ready();
+  // Everything in `ready` is persisted, sent and applied.
+  void advance(const Ready& ready);
+
+  // Observers, for the shell's status reply and for tests.
+  const NodeId& id() const { return config_.id; }
+  Role role() const { return role_; }
+  Term current_term() const { return current_term_; }
+  const NodeId& voted_for() const { return voted_for_; }
+  const NodeId& leader_id() const { return leader_id_; }  // empty when unknown
+  Index commit_index() const { return commit_index_; }
+  Index last_applied() const { return last_applied_; }
+  const Log& log() const { return log_; }
+  const Config& config() const { return config_; }
+
+ private:
+  // Role transitions (§5.2).
+  void become_follower(Term term, const NodeId& leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void campaign(bool pre_vote);
+
+  void step_request_vote(const Message& m);
+  void step_request_vote_reply(const Message& m);
+  void step_append_entries(const Message& m);
+  void step_append_entries_reply(const Message& m);
+
+  void tick_election();
+  void tick_heartbeat();
+  void reset_election_timer();
+  bool in_leader_lease() const;
+
+  void send(Message m);
+  void send_append(const NodeId& peer, bool allow_empty);
+  void send_heartbeat(const NodeId& peer);
+  void broadcast_append();
+  void broadcast_heartbeat();
+  bool maybe_commit();
+  void release_reads();
+  void fail_pending_reads();
+  std::size_t quorum() const { return (config_.peers.size() + 1) / 2 + 1; }
+
+  Config config_;
+  std::mt19937_64 rng_;
+
+  // Persistent state (Figure 2).
+  Term current_term_ = 0;
+  NodeId voted_for_;
+  Log log_;
+  bool hard_state_dirty_ = false;
+
+  // Volatile state.
+  Role role_ = Role::Follower;
+  NodeId leader_id_;
+  Index commit_index_ = 0;
+  Index last_applied_ = 0;       // handed to the shell in Ready.committed
+  Index persisted_index_ = 0;    // last entry known durable on this node
+
+  int election_elapsed_ = 0;
+  int randomized_election_ticks_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int check_quorum_elapsed_ = 0;
+
+  std::map<NodeId, bool> votes_;  // (pre-)votes received in this election
+
+  // Leader state (Figure 2, reinitialized after election).
+  std::map<NodeId, Progress> progress_;
+  bool pending_broadcast_ = false;  // new entries to ship at the next ready()
+
+  // ReadIndex (§8).
+  struct PendingRead {
+    std::uint64_t ctx;
+    Index index;
+    std::uint64_t round;  // 0 until a confirming round has been sent
+  };
+  std::vector<std::uint64_t> reads_awaiting_commit_;  // no entry of this term committed yet
+  std::vector<PendingRead> pending_reads_;
+  std::uint64_t read_round_ = 0;  // counter of confirming heartbeat rounds
+
+  std::vector<Message> outbox_;
+  std::vector<ReadState> ready_reads_;
+  std::vector<std::uint64_t> failed_reads_;
+};
+
+}  // namespace raft

@@ -1,0 +1,40 @@
+// JSON encoding and strict decoding of every datagram in PROTOCOL.md.
+// Decoding never throws: bad input yields a DecodeError that says why.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "raft/types.h"
+#include "wire/messages.h"
+
+namespace wire {
+
+struct DecodeError {
+  enum class Kind : std::uint8_t {
+    Malformed,  // not JSON, not an object, missing or wrongly typed field, unknown type
+    TooLarge,   // key or value over the limits (answer too_large)
+  };
+  Kind kind = Kind::Malformed;
+  std::string message;  // human-readable, names the offending field
+  // What could be read before the error, so the node can answer bad_request
+  // (only for client_request and status, per PROTOCOL.md).
+  std::string type;
+  std::string src;
+  std::string dest;
+  std::uint64_t seq = 0;  // client_request's seq when readable, else 0
+};
+
+using Decoded = std::variant<DecodeError, raft::Message, ClientRequest, ClientReply,
+                             StatusRequest, StatusReply>;
+
+Decoded decode(std::string_view datagram);
+
+std::string encode(const raft::Message& message);
+std::string encode(const ClientRequest& request);
+std::string encode(const ClientReply& reply);
+std::string encode(const StatusRequest& request);
+std::string encode(const StatusReply& reply);
+
+}  // namespace wire

@@ -1,0 +1,61 @@
+// Client-facing messages of PROTOCOL.md ("Client requests" and "Status").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace wire {
+
+// Limits from PROTOCOL.md.
+inline constexpr std::size_t kMaxDatagramBytes = 65507;
+inline constexpr std::size_t kMaxKeyBytes = 256;
+inline constexpr std::size_t kMaxValueBytes = 16 * 1024;
+inline constexpr std::size_t kMaxClientIdBytes = 64;
+
+enum class Op : std::uint8_t { Get, Set, Cas, Delete };
+const char* to_string(Op op);
+
+struct ClientRequest {
+  std::string src;  // client id
+  std::string dest;
+  std::uint64_t seq = 0;
+  Op op = Op::Get;
+  std::string key;
+  std::string value;     // set, cas
+  std::string expected;  // cas
+  bool local = false;    // get with "consistency":"local"
+};
+
+struct ClientReply {
+  std::string src;
+  std::string dest;
+  std::uint64_t seq = 0;
+  bool ok = false;
+  std::optional<std::string> value;  // nullopt encodes as JSON null
+  std::string error;                 // not_leader, cas_failed, bad_request, too_large; empty when ok
+  std::string leader;                // with not_leader, when known
+  std::string message;               // human-readable detail; always set with bad_request
+};
+
+struct StatusRequest {
+  std::string src;
+  std::string dest;
+};
+
+struct StatusReply {
+  std::string src;
+  std::string dest;
+  std::string id;
+  std::string role;  // leader, follower, candidate
+  std::uint64_t term = 0;
+  std::string leader;  // empty encodes as null
+  std::uint64_t commit_index = 0;
+  std::uint64_t last_applied = 0;
+  std::uint64_t last_log_index = 0;
+};
+
+// PROTOCOL.md: 1–64 characters of [A-Za-z0-9_.:-].
+bool is_valid_client_id(std::string_view id);
+
+}  // namespace wire
