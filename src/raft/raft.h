@@ -108,12 +108,13 @@ class Raft {
   bool in_leader_lease() const;
 
   void send(Message m);
-  void send_append(const NodeId& peer, bool allow_empty);
+  bool send_append(const NodeId& peer, bool allow_empty);
   void send_heartbeat(const NodeId& peer);
   void broadcast_append();
   void broadcast_heartbeat();
   bool maybe_commit();
   void release_reads();
+  bool has_unassigned_reads() const;
   void fail_pending_reads();
   std::size_t quorum() const { return (config_.peers.size() + 1) / 2 + 1; }
 

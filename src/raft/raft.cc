@@ -1,0 +1,581 @@
+#include "raft/raft.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <stdexcept>
+
+namespace raft {
+
+Raft::Raft(Config config, Recovered recovered)
+    : config_(std::move(config)),
+      rng_(config_.rng_seed),
+      current_term_(recovered.hard_state.current_term),
+      voted_for_(std::move(recovered.hard_state.voted_for)),
+      log_(std::move(recovered.entries)) {
+  if (config_.id.empty()) throw std::invalid_argument("raft: empty node id");
+  if (config_.election_ticks_min < 1 || config_.election_ticks_max < config_.election_ticks_min)
+    throw std::invalid_argument("raft: bad election timeout range");
+  if (config_.heartbeat_ticks < 1 || config_.heartbeat_ticks >= config_.election_ticks_min)
+    throw std::invalid_argument("raft: heartbeat must be shorter than the election timeout");
+  // Everything recovered came from disk, so it is durable already.
+  persisted_index_ = log_.last_index();
+  reset_election_timer();
+}
+
+// ---------------------------------------------------------------- time ----
+
+void Raft::tick() {
+  if (role_ == Role::Leader) {
+    tick_heartbeat();
+  } else {
+    tick_election();
+  }
+}
+
+void Raft::tick_election() {
+  ++election_elapsed_;
+  if (election_elapsed_ >= randomized_election_ticks_) {
+    reset_election_timer();  // §5.2: a split vote is retried with a fresh random timeout
+    campaign(config_.pre_vote);
+  }
+}
+
+void Raft::tick_heartbeat() {
+  ++heartbeat_elapsed_;
+  ++check_quorum_elapsed_;
+  if (config_.check_quorum && check_quorum_elapsed_ >= config_.election_ticks_min) {
+    check_quorum_elapsed_ = 0;
+    // §6.2 (thesis): a leader that has not heard from a majority within an
+    // election timeout may be cut off; stepping down stops it from serving
+    // reads and lets a node with a pre-vote majority take over.
+    std::size_t active = 1;
+    for (auto& [peer, pr] : progress_) {
+      if (pr.recent_active) ++active;
+      pr.recent_active = false;
+    }
+    if (active < quorum()) {
+      become_follower(current_term_, NodeId{});
+      return;
+    }
+  }
+  if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
+    heartbeat_elapsed_ = 0;
+    broadcast_heartbeat();
+  }
+}
+
+void Raft::reset_election_timer() {
+  election_elapsed_ = 0;
+  std::uniform_int_distribution<int> dist(config_.election_ticks_min, config_.election_ticks_max);
+  randomized_election_ticks_ = dist(rng_);
+}
+
+bool Raft::in_leader_lease() const {
+  if (!config_.check_quorum) return false;
+  if (role_ == Role::Leader) return true;
+  return !leader_id_.empty() && election_elapsed_ < config_.election_ticks_min;
+}
+
+// ----------------------------------------------------------- elections ----
+
+void Raft::become_follower(Term term, const NodeId& leader) {
+  if (role_ == Role::Leader) {
+    fail_pending_reads();
+    progress_.clear();
+    pending_broadcast_ = false;
+  }
+  role_ = Role::Follower;
+  if (term > current_term_) {
+    current_term_ = term;
+    voted_for_.clear();
+    hard_state_dirty_ = true;
+  }
+  leader_id_ = leader;
+  votes_.clear();
+  reset_election_timer();
+}
+
+void Raft::campaign(bool pre_vote) {
+  if (pre_vote) {
+    become_pre_candidate();
+  } else {
+    become_candidate();
+  }
+  // A cluster of one wins at once.
+  if (quorum() == 1) {
+    if (pre_vote) {
+      campaign(false);
+    } else {
+      become_leader();
+    }
+    return;
+  }
+  for (const NodeId& peer : config_.peers) {
+    Message m;
+    m.type = MessageType::RequestVote;
+    m.to = peer;
+    m.pre_vote = pre_vote;
+    // §9.6: a pre-vote asks "would you vote for me in the next term?"
+    // without anyone, the asker included, changing term.
+    m.term = pre_vote ? current_term_ + 1 : current_term_;
+    m.last_log_index = log_.last_index();
+    m.last_log_term = log_.last_term();
+    send(std::move(m));
+  }
+}
+
+void Raft::become_pre_candidate() {
+  role_ = Role::PreCandidate;
+  leader_id_.clear();
+  votes_.clear();
+  votes_[config_.id] = true;
+}
+
+void Raft::become_candidate() {
+  role_ = Role::Candidate;
+  ++current_term_;
+  voted_for_ = config_.id;  // persisted (Ready.hard_state) before request_vote leaves
+  hard_state_dirty_ = true;
+  leader_id_.clear();
+  votes_.clear();
+  votes_[config_.id] = true;
+  reset_election_timer();
+}
+
+void Raft::become_leader() {
+  role_ = Role::Leader;
+  leader_id_ = config_.id;
+  votes_.clear();
+  heartbeat_elapsed_ = 0;
+  check_quorum_elapsed_ = 0;
+  progress_.clear();
+  for (const NodeId& peer : config_.peers) {
+    Progress pr;
+    pr.next_index = log_.last_index() + 1;  // Figure 2: initialized to leader's last log index + 1
+    pr.match_index = 0;
+    pr.recent_active = true;  // give every follower one full round before check-quorum
+    progress_.emplace(peer, std::move(pr));
+  }
+  // §8: a no-op entry of the new term lets the leader learn what is committed
+  // (§5.4.2 forbids committing earlier terms' entries by counting replicas).
+  Entry noop;
+  noop.term = current_term_;
+  noop.type = EntryType::Noop;
+  log_.append(std::move(noop));
+  pending_broadcast_ = true;
+}
+
+void Raft::step_request_vote(const Message& m) {
+  // The etcd rule: vote again for the same candidate (a retry), vote for a
+  // new one only if this term has neither a vote nor a known leader, and
+  // always consider a pre-vote for a later term (it binds nobody).
+  bool can_vote = voted_for_ == m.from || (voted_for_.empty() && leader_id_.empty()) ||
+                  (m.pre_vote && m.term > current_term_);
+  Message reply;
+  reply.type = MessageType::RequestVoteReply;
+  reply.to = m.from;
+  reply.pre_vote = m.pre_vote;
+  // §5.4.1 election restriction: only a log at least as up to date as ours.
+  if (can_vote && log_.is_up_to_date(m.last_log_index, m.last_log_term)) {
+    reply.vote_granted = true;
+    reply.term = m.term;
+    if (!m.pre_vote) {
+      voted_for_ = m.from;  // persisted before the reply leaves (same Ready)
+      hard_state_dirty_ = true;
+      election_elapsed_ = 0;
+    }
+  } else {
+    reply.vote_granted = false;
+    reply.term = current_term_;
+  }
+  send(std::move(reply));
+}
+
+void Raft::step_request_vote_reply(const Message& m) {
+  bool relevant = (role_ == Role::PreCandidate && m.pre_vote) || (role_ == Role::Candidate && !m.pre_vote);
+  if (!relevant) return;
+  votes_[m.from] = m.vote_granted;
+  std::size_t granted = 0;
+  std::size_t rejected = 0;
+  for (const auto& [voter, yes] : votes_) (yes ? granted : rejected) += 1;
+  if (granted >= quorum()) {
+    if (role_ == Role::PreCandidate) {
+      campaign(false);
+    } else {
+      become_leader();
+    }
+  } else if (rejected >= quorum()) {
+    become_follower(current_term_, NodeId{});  // lost: wait for a leader or the next timeout
+  }
+}
+
+// --------------------------------------------------------- replication ----
+
+void Raft::step_append_entries(const Message& m) {
+  if (role_ == Role::Leader) return;  // same term, two leaders: impossible (§5.2); ignore
+  if (role_ != Role::Follower) become_follower(current_term_, m.from);
+  leader_id_ = m.from;
+  election_elapsed_ = 0;
+
+  Message reply;
+  reply.type = MessageType::AppendEntriesReply;
+  reply.to = m.from;
+  reply.term = current_term_;
+  reply.read_round = m.read_round;
+
+  // §5.3 consistency check, with the hints that let the leader skip a whole
+  // conflicting term per round trip instead of one entry.
+  if (!log_.matches(m.prev_log_index, m.prev_log_term)) {
+    reply.success = false;
+    reply.reject_index = m.prev_log_index;
+    if (m.prev_log_index > log_.last_index()) {
+      reply.conflict_index = log_.last_index() + 1;
+      reply.conflict_term = 0;
+    } else {
+      reply.conflict_term = log_.term(m.prev_log_index);
+      reply.conflict_index = log_.first_index_of_term(reply.conflict_term, m.prev_log_index);
+    }
+    send(std::move(reply));
+    return;
+  }
+
+  // Skip entries we already hold; truncate only at a real conflict, so a
+  // duplicated or reordered old append never cuts off newer entries.
+  Index index = m.prev_log_index;
+  std::size_t i = 0;
+  for (; i < m.entries.size(); ++i) {
+    index = m.prev_log_index + 1 + i;
+    auto have = log_.term_at(index);
+    if (!have) break;
+    if (*have != m.entries[i].term) {
+      if (index <= commit_index_) return;  // would erase a committed entry: never (Figure 3)
+      log_.truncate_from(index);
+      persisted_index_ = std::min(persisted_index_, index - 1);
+      break;
+    }
+  }
+  for (; i < m.entries.size(); ++i) {
+    Entry e = m.entries[i];
+    log_.append(std::move(e));
+  }
+  Index last_new = m.prev_log_index + m.entries.size();
+  // Figure 2: commitIndex = min(leaderCommit, index of last new entry): only
+  // what this message proved we match may be committed.
+  if (m.leader_commit > commit_index_) {
+    commit_index_ = std::max(commit_index_, std::min(m.leader_commit, last_new));
+  }
+  reply.success = true;
+  reply.match_index = last_new;
+  send(std::move(reply));
+}
+
+void Raft::step_append_entries_reply(const Message& m) {
+  if (role_ != Role::Leader) return;
+  auto it = progress_.find(m.from);
+  if (it == progress_.end()) return;
+  Progress& pr = it->second;
+  pr.recent_active = true;
+  // Any reply of this term, success or not, shows the follower still
+  // accepts us as leader: it confirms the ReadIndex round it echoes (§8).
+  if (m.read_round > pr.acked_read_round) {
+    pr.acked_read_round = m.read_round;
+    release_reads();
+  }
+
+  if (m.success) {
+    if (m.match_index > pr.match_index) {
+      pr.match_index = m.match_index;
+      pr.free_inflight_up_to(m.match_index);
+      if (pr.state == Progress::State::Probe) {
+        pr.become_replicate();
+      } else {
+        pr.next_index = std::max(pr.next_index, pr.match_index + 1);
+      }
+      maybe_commit();
+    } else if (pr.state == Progress::State::Probe && m.match_index + 1 >= pr.next_index) {
+      // The probe itself succeeded without adding anything: start pipelining.
+      pr.become_replicate();
+    }
+    if (pr.state == Progress::State::Replicate) {
+      while (pr.next_index <= log_.last_index() && send_append(m.from, false)) {
+      }
+    }
+    return;
+  }
+
+  // Rejected. Ignore stale rejections: one for a prev we no longer probe,
+  // or at or below what the follower is already known to match.
+  if (m.reject_index <= pr.match_index) return;
+  if (pr.state == Progress::State::Probe && m.reject_index + 1 != pr.next_index) return;
+  Index next = m.conflict_index;
+  if (m.conflict_term > 0) {
+    if (auto last = log_.last_index_of_term(m.conflict_term)) next = *last + 1;
+  }
+  next = std::clamp(next, pr.match_index + 1, std::max(m.reject_index, pr.match_index + 1));
+  pr.become_probe(next);
+  send_append(m.from, true);
+}
+
+bool Raft::send_append(const NodeId& peer, bool allow_empty) {
+  Progress& pr = progress_.at(peer);
+  if (pr.state == Progress::State::Probe && pr.probe_sent) return false;
+  if (pr.state == Progress::State::Replicate &&
+      pr.inflight.size() >= static_cast<std::size_t>(config_.max_inflight_appends))
+    return false;
+  Message m;
+  m.type = MessageType::AppendEntries;
+  m.to = peer;
+  m.term = current_term_;
+  m.prev_log_index = pr.next_index - 1;
+  m.prev_log_term = log_.term(m.prev_log_index);
+  m.entries = log_.slice(pr.next_index, config_.max_append_entries, config_.max_append_bytes);
+  if (m.entries.empty() && !allow_empty) return false;
+  m.leader_commit = commit_index_;
+  m.read_round = read_round_;
+  if (pr.state == Progress::State::Probe) {
+    pr.probe_sent = true;
+  } else if (!m.entries.empty()) {
+    pr.next_index = m.entries.back().index + 1;  // optimistic: pipelined
+    pr.inflight.push_back(m.entries.back().index);
+  }
+  send(std::move(m));
+  return true;
+}
+
+void Raft::send_heartbeat(const NodeId& peer) {
+  const Progress& pr = progress_.at(peer);
+  // Anchored at match_index, which the follower is known to hold, so the
+  // heartbeat lets it commit at most what it matches (pitfall: a heartbeat
+  // must never commit entries the follower may not share with us).
+  Message m;
+  m.type = MessageType::AppendEntries;
+  m.to = peer;
+  m.term = current_term_;
+  m.prev_log_index = pr.match_index;
+  m.prev_log_term = log_.term(pr.match_index);
+  m.leader_commit = commit_index_;
+  m.read_round = read_round_;
+  send(std::move(m));
+}
+
+void Raft::broadcast_heartbeat() {
+  for (auto& [peer, pr] : progress_) {
+    if (pr.state == Progress::State::Probe) {
+      pr.probe_sent = false;  // the last probe or its answer may be lost: retry
+      send_append(peer, true);
+      continue;
+    }
+    // Replicate: if the follower made no progress for two heartbeats while
+    // entries were outstanding, an append was probably lost; probe again.
+    if (pr.match_index < log_.last_index() && pr.match_index == pr.match_at_last_heartbeat) {
+      if (++pr.heartbeats_without_progress >= 2) {
+        pr.become_probe(pr.match_index + 1);
+        send_append(peer, true);
+        continue;
+      }
+    } else {
+      pr.heartbeats_without_progress = 0;
+    }
+    pr.match_at_last_heartbeat = pr.match_index;
+    send_heartbeat(peer);
+  }
+}
+
+bool Raft::maybe_commit() {
+  // The leader counts itself only for what it has persisted, so "a majority
+  // has it" means "a majority has it on disk".
+  std::vector<Index> matches;
+  matches.reserve(progress_.size() + 1);
+  matches.push_back(persisted_index_);
+  for (const auto& [peer, pr] : progress_) matches.push_back(pr.match_index);
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  Index n = matches[quorum() - 1];
+  // §5.4.2: only an entry of the current term is committed by counting
+  // replicas; earlier entries commit with it (Figure 8).
+  if (n <= commit_index_ || log_.term(n) != current_term_) return false;
+  commit_index_ = n;
+  if (!reads_awaiting_commit_.empty()) {
+    for (std::uint64_t ctx : reads_awaiting_commit_) pending_reads_.push_back({ctx, commit_index_, 0});
+    reads_awaiting_commit_.clear();
+  }
+  return true;
+}
+
+// ------------------------------------------------------------ ReadIndex ----
+
+void Raft::read_index(std::uint64_t ctx) {
+  if (role_ != Role::Leader) {
+    failed_reads_.push_back(ctx);
+    return;
+  }
+  // §8: until an entry of its own term commits, a new leader does not know
+  // the commit index of the cluster.
+  if (log_.term(commit_index_) != current_term_) {
+    reads_awaiting_commit_.push_back(ctx);
+    return;
+  }
+  if (quorum() == 1) {
+    ready_reads_.push_back({ctx, commit_index_});
+    return;
+  }
+  // Round 0: joins the next confirming round, sent at the next ready(), so
+  // every read that arrived in the meantime shares one heartbeat round.
+  pending_reads_.push_back({ctx, commit_index_, 0});
+}
+
+void Raft::release_reads() {
+  if (pending_reads_.empty()) return;
+  std::vector<std::uint64_t> rounds;
+  rounds.reserve(progress_.size() + 1);
+  rounds.push_back(std::numeric_limits<std::uint64_t>::max());  // ourselves
+  for (const auto& [peer, pr] : progress_) rounds.push_back(pr.acked_read_round);
+  std::sort(rounds.begin(), rounds.end(), std::greater<>());
+  std::uint64_t confirmed = rounds[quorum() - 1];
+  auto released = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const PendingRead& r) {
+    return r.round == 0 || r.round > confirmed;
+  });
+  for (auto it = released; it != pending_reads_.end(); ++it) ready_reads_.push_back({it->ctx, it->index});
+  pending_reads_.erase(released, pending_reads_.end());
+}
+
+void Raft::fail_pending_reads() {
+  for (const PendingRead& r : pending_reads_) failed_reads_.push_back(r.ctx);
+  for (std::uint64_t ctx : reads_awaiting_commit_) failed_reads_.push_back(ctx);
+  pending_reads_.clear();
+  reads_awaiting_commit_.clear();
+}
+
+// ------------------------------------------------------ input and output ----
+
+void Raft::step(const Message& m) {
+  if (m.from == config_.id || m.to != config_.id) return;
+  if (std::find(config_.peers.begin(), config_.peers.end(), m.from) == config_.peers.end()) return;
+
+  if (m.term > current_term_) {
+    if (m.type == MessageType::RequestVote) {
+      // A node that hears from a live leader ignores disruptive candidates
+      // (thesis §4.2.3), so a rejoining node cannot depose it.
+      if (in_leader_lease()) return;
+      if (!m.pre_vote) become_follower(m.term, NodeId{});
+    } else if (m.type == MessageType::RequestVoteReply && m.pre_vote && m.vote_granted) {
+      // A granted pre-vote carries the term we asked about; nothing changes.
+    } else {
+      // §5.1: a higher term in any message, replies included, demotes us.
+      become_follower(m.term, m.type == MessageType::AppendEntries ? m.from : NodeId{});
+    }
+  } else if (m.term < current_term_) {
+    // §5.1: stale messages are rejected; answering tells a stale leader or
+    // candidate about the newer term so it steps down.
+    if (m.type == MessageType::AppendEntries) {
+      Message reply;
+      reply.type = MessageType::AppendEntriesReply;
+      reply.to = m.from;
+      reply.term = current_term_;
+      reply.success = false;
+      send(std::move(reply));
+    } else if (m.type == MessageType::RequestVote) {
+      Message reply;
+      reply.type = MessageType::RequestVoteReply;
+      reply.to = m.from;
+      reply.term = current_term_;
+      reply.pre_vote = m.pre_vote;
+      reply.vote_granted = false;
+      send(std::move(reply));
+    }
+    return;
+  }
+
+  if (role_ == Role::Leader && m.term == current_term_) {
+    if (auto it = progress_.find(m.from); it != progress_.end()) it->second.recent_active = true;
+  }
+
+  switch (m.type) {
+    case MessageType::RequestVote: step_request_vote(m); break;
+    case MessageType::RequestVoteReply: step_request_vote_reply(m); break;
+    case MessageType::AppendEntries: step_append_entries(m); break;
+    case MessageType::AppendEntriesReply: step_append_entries_reply(m); break;
+  }
+}
+
+std::optional<Index> Raft::propose(std::string data) {
+  if (role_ != Role::Leader) return std::nullopt;
+  Entry e;
+  e.term = current_term_;
+  e.type = EntryType::Command;
+  e.data = std::move(data);
+  Index index = log_.append(std::move(e));
+  pending_broadcast_ = true;  // shipped at the next ready(), batched with the others
+  return index;
+}
+
+void Raft::send(Message m) {
+  m.from = config_.id;
+  outbox_.push_back(std::move(m));
+}
+
+bool Raft::has_unassigned_reads() const {
+  return std::any_of(pending_reads_.begin(), pending_reads_.end(),
+                     [](const PendingRead& r) { return r.round == 0; });
+}
+
+bool Raft::has_ready() const {
+  return hard_state_dirty_ || log_.last_index() > persisted_index_ || !outbox_.empty() ||
+         commit_index_ > last_applied_ || !ready_reads_.empty() || !failed_reads_.empty() ||
+         (role_ == Role::Leader && (pending_broadcast_ || has_unassigned_reads()));
+}
+
+Ready Raft::ready() {
+  if (role_ == Role::Leader) {
+    bool new_round = has_unassigned_reads();
+    if (new_round) {
+      // The round number is taken before sending, so only replies to
+      // messages sent after these reads arrived can confirm them.
+      ++read_round_;
+      for (PendingRead& r : pending_reads_)
+        if (r.round == 0) r.round = read_round_;
+    }
+    for (const NodeId& peer : config_.peers) {
+      bool sent = false;
+      if (pending_broadcast_) {
+        while (send_append(peer, false)) {
+          sent = true;
+          if (progress_.at(peer).state != Progress::State::Replicate ||
+              progress_.at(peer).next_index > log_.last_index())
+            break;
+        }
+      }
+      if (new_round && !sent) send_heartbeat(peer);
+    }
+    pending_broadcast_ = false;
+  }
+
+  Ready rd;
+  if (hard_state_dirty_) {
+    rd.hard_state = HardState{current_term_, voted_for_};
+    hard_state_dirty_ = false;
+  }
+  if (log_.last_index() > persisted_index_) rd.entries = log_.range(persisted_index_ + 1, log_.last_index());
+  rd.messages = std::move(outbox_);
+  outbox_.clear();
+  if (commit_index_ > last_applied_) {
+    rd.committed = log_.range(last_applied_ + 1, commit_index_);
+    last_applied_ = commit_index_;
+  }
+  rd.reads = std::move(ready_reads_);
+  ready_reads_.clear();
+  rd.failed_reads = std::move(failed_reads_);
+  failed_reads_.clear();
+  return rd;
+}
+
+void Raft::advance(const Ready& rd) {
+  if (!rd.entries.empty()) {
+    persisted_index_ = std::max(persisted_index_, rd.entries.back().index);
+    if (persisted_index_ > log_.last_index()) persisted_index_ = log_.last_index();
+  }
+  // The leader's own vote toward a commit counts only once on disk.
+  if (role_ == Role::Leader) maybe_commit();
+}
+
+}  // namespace raft
