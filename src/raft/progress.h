@@ -22,9 +22,11 @@ struct Progress {
   Index match_index = 0;
   State state = State::Probe;
   bool probe_sent = false;           // Probe: an append is in flight
-  std::deque<Index> inflight;        // Replicate: last index of each unacked append
-  int heartbeats_without_progress = 0;
-  Index match_at_last_heartbeat = 0;
+  struct Inflight {
+    Index last_index;             // last entry the append carried
+    std::uint64_t heartbeat;      // the leader's heartbeat count when it was sent
+  };
+  std::deque<Inflight> inflight;  // Replicate: appends sent and not yet acked
   bool recent_active = false;        // heard from since the last check-quorum round
   std::uint64_t acked_read_round = 0;
 
@@ -39,11 +41,10 @@ struct Progress {
     next_index = match_index + 1;
     probe_sent = false;
     inflight.clear();
-    heartbeats_without_progress = 0;
   }
   // Frees the pipeline slots of every append acknowledged up to `index`.
   void free_inflight_up_to(Index index) {
-    while (!inflight.empty() && inflight.front() <= index) inflight.pop_front();
+    while (!inflight.empty() && inflight.front().last_index <= index) inflight.pop_front();
   }
 };
 

@@ -337,7 +337,7 @@ bool Raft::send_append(const NodeId& peer, bool allow_empty) {
     pr.probe_sent = true;
   } else if (!m.entries.empty()) {
     pr.next_index = m.entries.back().index + 1;  // optimistic: pipelined
-    pr.inflight.push_back(m.entries.back().index);
+    pr.inflight.push_back({m.entries.back().index, heartbeat_count_});
   }
   send(std::move(m));
   return true;
@@ -360,24 +360,20 @@ void Raft::send_heartbeat(const NodeId& peer) {
 }
 
 void Raft::broadcast_heartbeat() {
+  ++heartbeat_count_;
   for (auto& [peer, pr] : progress_) {
     if (pr.state == Progress::State::Probe) {
       pr.probe_sent = false;  // the last probe or its answer may be lost: retry
       send_append(peer, true);
       continue;
     }
-    // Replicate: if the follower made no progress for two heartbeats while
-    // entries were outstanding, an append was probably lost; probe again.
-    if (pr.match_index < log_.last_index() && pr.match_index == pr.match_at_last_heartbeat) {
-      if (++pr.heartbeats_without_progress >= 2) {
-        pr.become_probe(pr.match_index + 1);
-        send_append(peer, true);
-        continue;
-      }
-    } else {
-      pr.heartbeats_without_progress = 0;
+    // Replicate: an append sent before the previous heartbeat and still
+    // unacknowledged was probably lost; fall back to probing from match.
+    if (!pr.inflight.empty() && pr.inflight.front().heartbeat + 1 < heartbeat_count_) {
+      pr.become_probe(pr.match_index + 1);
+      send_append(peer, true);
+      continue;
     }
-    pr.match_at_last_heartbeat = pr.match_index;
     send_heartbeat(peer);
   }
 }

@@ -144,6 +144,7 @@ class Raft {
   // Leader state (Figure 2, reinitialized after election).
   std::map<NodeId, Progress> progress_;
   bool pending_broadcast_ = false;  // new entries to ship at the next ready()
+  std::uint64_t heartbeat_count_ = 0;  // heartbeat rounds sent, ages in-flight appends
 
   // ReadIndex (§8).
   struct PendingRead {
