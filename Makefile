@@ -1,0 +1,109 @@
+# raftkv: thin GNU make wrapper around CMake.
+#
+#   make            check packages, build everything, link ./node ./client ... to build/
+#   make test       unit tests + simulation (ctest), then the Python harness
+#   make cluster    run a local 5-node cluster in the foreground (Ctrl-C stops it)
+#   make help       list all targets
+
+BUILD_DIR  := build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE      ?= cmake
+CTEST      ?= ctest
+PYTEST     ?= $(if $(wildcard /usr/bin/pytest),/usr/bin/pytest,pytest)
+SETUP_ARGS ?= 5 3
+
+# Keep CMake's recursive make quiet about entering/leaving directories.
+MAKEFLAGS += --no-print-directory
+
+# Programs CMake may build (each only once its cmd/<name>/main.cc exists).
+PROGRAMS := node client setup launcher proxy
+
+# Debian packages needed to build and test.
+DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
+        libgtest-dev libedit-dev python3-pytest
+
+.DEFAULT_GOAL := all
+.PHONY: all deps test cluster clean distclean help
+
+# all: check deps, configure once (when the cache is missing), build, and
+# symlink each built program into the repo root (stale links are removed).
+all: deps
+	@if [ ! -f $(BUILD_DIR)/CMakeCache.txt ]; then \
+	  echo "$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)"; \
+	  $(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
+	fi
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	@for p in $(PROGRAMS); do \
+	  if [ -f $(BUILD_DIR)/$$p ] && [ -x $(BUILD_DIR)/$$p ]; then \
+	    ln -sf $(BUILD_DIR)/$$p $$p; \
+	  elif [ -L $$p ]; then \
+	    rm -f $$p; \
+	  fi; \
+	done
+
+# deps: verify the Debian packages; as root install the missing ones,
+# otherwise print the command to run and fail. Silent when all are present.
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "deps: dpkg-query not found (not Debian/Ubuntu?); skipping package check" >&2; \
+	  exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	  else \
+	    echo "deps: missing packages:$$missing" >&2; \
+	    echo "deps: install them with:" >&2; \
+	    echo "  sudo apt-get install -y$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# test: run ctest, then pytest on harness/ if it has test_*.py files;
+# both always run, and the target fails if either failed.
+test: all
+	@status=0; \
+	echo "$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure"; \
+	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure || status=1; \
+	if ls harness/test_*.py >/dev/null 2>&1; then \
+	  echo "$(PYTEST) -q harness"; \
+	  $(PYTEST) -q harness || status=1; \
+	fi; \
+	exit $$status
+
+# cluster: create configs (./setup $(SETUP_ARGS)) unless some exist, then
+# replace the shell with the launcher so Ctrl-C reaches it directly.
+cluster: all
+	@if ! ls configs/server-*.json >/dev/null 2>&1; then \
+	  echo "./setup $(SETUP_ARGS)"; \
+	  ./setup $(SETUP_ARGS); \
+	fi
+	exec ./launcher
+
+# clean: remove the build tree and the program symlinks.
+clean:
+	rm -rf $(BUILD_DIR)
+	@for p in $(PROGRAMS); do if [ -L $$p ]; then rm -f $$p; fi; done
+
+# distclean: clean, plus generated configs and node data.
+distclean: clean
+	rm -rf configs data
+
+# help: list the targets.
+help:
+	@echo "Targets:"
+	@echo "  all        (default) check deps, configure $(BUILD_DIR)/ if needed, build, link programs"
+	@echo "  deps       check Debian packages; install them when root, else print the command"
+	@echo "  test       build, then ctest and (if present) pytest harness/"
+	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
+	@echo "  clean      remove $(BUILD_DIR)/ and the ./node ./client ... symlinks"
+	@echo "  distclean  clean, and remove configs/ and data/"
+	@echo "  help       this list"
+	@echo "Variables: BUILD_TYPE=$(BUILD_TYPE) JOBS=$(JOBS) PYTEST=$(PYTEST) SETUP_ARGS='$(SETUP_ARGS)'"
