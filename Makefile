@@ -24,16 +24,27 @@ DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
         libgtest-dev libedit-dev python3-pytest
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test cluster clean distclean help
+.PHONY: all programs configure links deps test cluster clean distclean help
 
-# all: check deps, configure once (when the cache is missing), build, and
-# symlink each built program into the repo root (stale links are removed).
-all: deps
+# all: check deps, configure once (when the cache is missing), build
+# everything (programs and tests), link the programs into the repo root.
+all: deps configure
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	@$(MAKE) links
+
+# programs: only what a running cluster needs; quicker than all on a fresh clone.
+programs: deps configure
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS) --target $(PROGRAMS)
+	@$(MAKE) links
+
+configure:
 	@if [ ! -f $(BUILD_DIR)/CMakeCache.txt ]; then \
 	  echo "$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)"; \
 	  $(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
 	fi
-	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+
+# links: symlink each built program into the repo root; drop stale links.
+links:
 	@for p in $(PROGRAMS); do \
 	  if [ -f $(BUILD_DIR)/$$p ] && [ -x $(BUILD_DIR)/$$p ]; then \
 	    ln -sf $(BUILD_DIR)/$$p $$p; \
@@ -80,7 +91,7 @@ test: all
 
 # cluster: create configs (./setup $(SETUP_ARGS)) unless some exist, then
 # replace the shell with the launcher so Ctrl-C reaches it directly.
-cluster: all
+cluster: programs
 	@if ! ls configs/server-*.json >/dev/null 2>&1; then \
 	  echo "./setup $(SETUP_ARGS)"; \
 	  ./setup $(SETUP_ARGS); \
@@ -100,6 +111,7 @@ distclean: clean
 help:
 	@echo "Targets:"
 	@echo "  all        (default) check deps, configure $(BUILD_DIR)/ if needed, build, link programs"
+	@echo "  programs   build only node, client, setup, launcher and proxy"
 	@echo "  deps       check Debian packages; install them when root, else print the command"
 	@echo "  test       build, then ctest and (if present) pytest harness/"
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
