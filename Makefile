@@ -17,7 +17,7 @@ SETUP_ARGS ?= 5 3
 MAKEFLAGS += --no-print-directory
 
 # Programs CMake may build (each only once its cmd/<name>/main.cc exists).
-PROGRAMS := node client setup launcher proxy
+PROGRAMS := node client setup launcher proxy lincheck
 
 # Debian packages needed to build and test.
 DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
