@@ -1,0 +1,136 @@
+// Safety checkers, run after every step of the simulation. Each check names
+// the rule of the Raft paper (Ongaro & Ousterhout 2014, "In Search of an
+// Understandable Consensus Algorithm", Figure 3 and §5) or the pitfall of
+// DESIGN.md §6 it guards, and throws a Violation at the first breach.
+//
+// What is checked, and where:
+//   after_step     election safety (§5.2), leader completeness (§5.4),
+//                  state machine safety of commit indexes (§5.4.3), log
+//                  matching on the in-memory log (§5.3), monotonic term and
+//                  commit, one vote per term, commit <= last index.
+//   after_persist  the same on the disk: log matching, terms never go down,
+//                  at most one vote per term across restarts (pitfall 6),
+//                  committed entries never truncated (pitfall 7).
+//   on_send        a vote is granted / an append is acknowledged only after
+//                  the state it depends on is on disk (pitfalls 2 and 3).
+//   on_apply       every node applies the same sequence, without gaps or
+//                  repeats, each command at most once.
+//   on_read_state  a ReadIndex answer covers every write acknowledged before
+//                  the read was issued (linearizable reads, §8, pitfalls 9, 11).
+//
+// To stay cheap, logs are compared through chained prefix hashes (common.h):
+// per node one hash per index, and one global map (index, term) -> hash.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "raft/raft.h"
+#include "cluster.h"
+#include "common.h"
+#include "trace.h"
+
+namespace sim {
+
+class Checker {
+ public:
+  Checker(int size, const Clock& clock, Trace& trace);
+
+  // A core was (re)built from the node's disk.
+  void on_boot(const Node& n);
+  void on_crash(const Node& n);
+  // After every input handed to a live core, and after ready()/advance().
+  void after_step(const Node& n);
+  // The node's disk changed: hard state (if `hard_state_written`) and/or the
+  // entries from index `first_changed` on.
+  void after_persist(const Node& n, bool hard_state_written, raft::Index first_changed);
+  void on_send(const Node& n, const raft::Message& m);
+  // Before the node's state machine applies e (n.applied is the previous index).
+  void on_apply(const Node& n, const raft::Entry& e);
+  void on_propose(const Node& n, const std::string& data, std::optional<raft::Index> index);
+  void on_ack(const Node& n, const raft::Entry& e);
+  void on_read_state(const Node& n, const raft::ReadState& read, const IssuedRead& issued);
+
+  raft::Index max_acked_index() const { return max_acked_index_; }
+  raft::Index committed_index() const { return committed_.size() - 1; }
+  const raft::Entry& committed_entry(raft::Index i) const { return committed_[i].entry; }
+  std::uint64_t elections() const { return leader_of_term_.size(); }
+
+ private:
+  struct Shadow {
+    // Disk (survives crashes).
+    std::vector<std::uint64_t> disk_hash;  // [i]: prefix hash of disk entries 1..i
+    raft::Index disk_committed_match = 0;  // disk holds committed entries 1..this
+    raft::HardState disk_hard_state;
+    // Volatile: one incarnation of the core.
+    bool alive = false;
+    std::vector<std::uint64_t> mem_hash;   // [i]: prefix hash of core.log() 1..i
+    raft::Index mem_committed_match = 0;
+    raft::Term term = 0;
+    raft::NodeId vote;
+    raft::Role role = raft::Role::Follower;
+    raft::Index commit = 0;
+    raft::Index verify_cursor = 0;  // rolling re-verification of the in-memory log
+    raft::Index applied = 0;
+    std::uint64_t applied_hash = kEmptyLogHash;
+  };
+  struct Committed {
+    raft::Entry entry;
+    std::uint64_t hash = kEmptyLogHash;
+    // The term in which this entry was (at the latest) committed: the term of
+    // the node that first reported a commit index covering it, lowered to
+    // that of any later entry (committing an entry commits its prefix).
+    // Non-decreasing along the vector.
+    raft::Term commit_term = 0;
+  };
+  struct Origin {
+    std::uint64_t hash;
+    int node;
+    bool on_disk;
+    std::int64_t tick;
+  };
+  struct KeyHash {
+    std::size_t operator()(const std::pair<raft::Index, raft::Term>& k) const {
+      return static_cast<std::size_t>(mix64(k.first * 0x9e3779b97f4a7c15ULL ^ k.second));
+    }
+  };
+  struct Acked {
+    raft::Index index;
+    raft::Term term;
+    std::string data;
+  };
+
+  [[noreturn]] void fail(const std::string& invariant, const std::string& details) const;
+  std::string who(const Node& n) const;
+
+  void sync_memory_log(const Node& n, Shadow& s, bool full);
+  void check_log_matching(const Node& n, raft::Index index, raft::Term term, std::uint64_t hash, bool on_disk);
+  void check_commit(const Node& n, Shadow& s);
+  void check_new_leader(const Node& n, const Shadow& s);
+  void check_leader_has_committed(const Node& n, const Shadow& s);
+  // Entries 1..result were committed in terms below `term`.
+  raft::Index committed_before_term(raft::Term term) const;
+  void advance_committed_match(const std::vector<std::uint64_t>& hashes, raft::Index& match) const;
+
+  int size_;
+  const Clock& clock_;
+  Trace& trace_;
+  std::vector<Shadow> shadows_;
+
+  std::vector<Committed> committed_;  // [i]: the entry known committed at i; [0] unused
+  std::unordered_map<std::pair<raft::Index, raft::Term>, Origin, KeyHash> first_seen_;
+  std::map<raft::Term, int> leader_of_term_;
+  std::map<std::pair<int, raft::Term>, raft::NodeId> granted_votes_;  // (voter, term) -> candidate
+  std::unordered_set<std::string> proposed_;
+  std::unordered_set<std::string> committed_commands_;
+  std::vector<Acked> acked_;
+  raft::Index max_acked_index_ = 0;
+};
+
+}  // namespace sim

@@ -1,0 +1,381 @@
+#include "simulation.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "checker.h"
+#include "cluster.h"
+#include "common.h"
+#include "network.h"
+#include "trace.h"
+
+namespace sim {
+
+int cluster_size_for_seed(std::uint64_t seed) {
+  static const int sizes[3] = {3, 5, 7};
+  return sizes[(seed + 2) % 3];  // seeds 1, 2, 3 -> 3, 5, 7 nodes
+}
+
+std::string replay_command(const RunOptions& options) {
+  std::string cmd = "sim --seed " + std::to_string(options.seed);
+  if (options.long_mode) cmd += " --long";
+  if (options.safety_ticks > 0) cmd += " --ticks " + std::to_string(options.safety_ticks);
+  return cmd;
+}
+
+namespace {
+
+constexpr raft::Index kMaxUncommitted = 64;
+
+// Everything about a run that the seed decides before it starts.
+struct RunParams {
+  int size = 3;
+  std::int64_t safety_ticks = 0;
+  NetworkFaults net;
+  double partition_rate = 0;  // per tick, while no partition is active
+  int partition_ticks_max = 0;
+  double crash_rate = 0;      // per tick
+  int down_ticks_max = 0;
+  double mid_ready_crash = 0;  // share of crashes that strike inside a Ready
+  double pause_rate = 0;      // per tick
+  int pause_ticks_max = 0;
+  double clock_skew = 0;      // a node skips up to this share of its ticks
+  double write_rate = 0;      // client writes per tick
+  double read_rate = 0;       // client reads per tick
+  double ready_now = 1;       // share of Readies handled right after their input
+  std::size_t max_append_entries = 512;
+  int max_inflight = 64;
+
+  std::string describe() const {
+    char buf[640];
+    std::snprintf(buf, sizeof buf,
+                  "%d nodes, %lld safety ticks; loss %.0f%%, dup %.0f%%, delay 0..%d (+%d..%d at %.1f%%); "
+                  "partitions %.2f%%/tick (<= %d ticks); crashes %.2f%%/tick (down <= %d, %.0f%% inside a Ready); "
+                  "pauses %.2f%%/tick (<= %d ticks); clock skew <= %.0f%%; writes %.2f/tick, reads %.2f/tick; "
+                  "Ready at once %.0f%%; append batch %zu, inflight %d",
+                  size, static_cast<long long>(safety_ticks), net.loss * 100, net.duplicate * 100, net.delay_max,
+                  net.long_delay_min, net.long_delay_max, net.long_delay * 100, partition_rate * 100,
+                  partition_ticks_max, crash_rate * 100, down_ticks_max, mid_ready_crash * 100, pause_rate * 100,
+                  pause_ticks_max, clock_skew * 100, write_rate, read_rate, ready_now * 100, max_append_entries,
+                  max_inflight);
+    return buf;
+  }
+};
+
+RunParams make_params(const RunOptions& o) {
+  Rng r(derive_seed(o.seed, 1));
+  RunParams p;
+  p.size = cluster_size_for_seed(o.seed);
+  if (o.safety_ticks > 0) {
+    p.safety_ticks = o.safety_ticks;
+    r.next();
+  } else {
+    p.safety_ticks = o.long_mode ? r.between(6000, 12000) : r.between(1500, 3000);
+  }
+  // Each fault is absent from some runs, so calm runs and stormy runs both occur.
+  p.net.loss = r.chance(0.2) ? 0 : r.uniform(0, 0.3);
+  p.net.duplicate = r.chance(0.3) ? 0 : r.uniform(0, 0.1);
+  p.net.delay_max = static_cast<int>(r.between(0, 5));
+  p.net.long_delay = r.chance(0.3) ? 0 : r.uniform(0, 0.05);
+  p.partition_rate = r.chance(0.2) ? 0 : r.uniform(0.002, 0.02);
+  p.partition_ticks_max = static_cast<int>(r.between(20, 300));
+  p.crash_rate = r.chance(0.2) ? 0 : r.uniform(0.001, 0.01);
+  p.down_ticks_max = static_cast<int>(r.between(5, 200));
+  p.mid_ready_crash = r.uniform(0.2, 0.8);
+  p.pause_rate = r.chance(0.4) ? 0 : r.uniform(0.001, 0.01);
+  p.pause_ticks_max = static_cast<int>(r.between(5, 100));
+  p.clock_skew = r.chance(0.5) ? 0 : r.uniform(0, 0.2);
+  p.write_rate = r.uniform(0.05, 0.6);
+  p.read_rate = r.uniform(0.0, 0.3);
+  p.ready_now = r.chance(0.3) ? 1.0 : r.uniform(0.3, 1.0);
+  // Small batches and windows exercise flow control, but replication must
+  // still outpace the clients or the liveness phase cannot catch up.
+  static const std::size_t batches[4] = {1, 4, 64, 512};
+  static const int inflight[3] = {1, 4, 64};
+  p.max_append_entries = batches[r.below(4)];
+  p.max_inflight = inflight[r.below(3)];
+  if (p.max_append_entries * static_cast<std::size_t>(p.max_inflight) < 16) p.max_inflight = 16;
+  return p;
+}
+
+class Simulation {
+ public:
+  explicit Simulation(const RunOptions& options)
+      : options_(options),
+        params_(make_params(options)),
+        trace_(clock_, options.trace_events, options.verbose),
+        network_(params_.size, derive_seed(options.seed, 2), clock_, trace_),
+        checker_(params_.size, clock_, trace_),
+        cluster_(cluster_options(), clock_, trace_, network_, checker_),
+        faults_(derive_seed(options.seed, 3)),
+        clients_(derive_seed(options.seed, 4)) {}
+
+  RunResult run();
+
+ private:
+  ClusterOptions cluster_options() const {
+    ClusterOptions c;
+    c.seed = options_.seed;
+    c.size = params_.size;
+    c.heartbeat_ticks = 2;
+    c.election_ticks_min = 10;
+    c.election_ticks_max = 20;
+    c.max_append_entries = params_.max_append_entries;
+    c.max_inflight_appends = params_.max_inflight;
+    c.ready_now = params_.ready_now;
+    return c;
+  }
+
+  void inject_faults();
+  void run_clients();
+  void heal_everything();
+  bool liveness_reached();
+  std::string status() const;
+
+  RunOptions options_;
+  RunParams params_;
+  Clock clock_;
+  Trace trace_;
+  Network network_;
+  Checker checker_;
+  Cluster cluster_;
+  Rng faults_;
+  Rng clients_;
+  std::int64_t partition_end_ = 0;
+  std::uint64_t next_write_ = 0;
+  std::uint64_t next_read_ = 0;
+  bool in_liveness_ = false;
+
+  struct Probe {
+    std::string data;
+    raft::Index index;
+    std::int64_t tick;
+  };
+  std::vector<Probe> probes_;
+};
+
+void Simulation::inject_faults() {
+  const int n = cluster_.size();
+  const std::int64_t now = clock_.tick;
+
+  // Partitions come and go; one shape at a time.
+  if (network_.partitioned()) {
+    if (now >= partition_end_) network_.heal();
+  } else if (params_.partition_rate > 0 && faults_.chance(params_.partition_rate)) {
+    network_.set_partition(random_partition(faults_, n, cluster_.current_leader()));
+    partition_end_ = now + faults_.between(10, params_.partition_ticks_max);
+  }
+
+  // Crashes: the leader is a favourite victim; some crashes strike in the
+  // middle of handling a Ready (see CrashPoint).
+  if (params_.crash_rate > 0 && faults_.chance(params_.crash_rate)) {
+    std::vector<int> candidates;
+    for (int i = 0; i < n; ++i) {
+      if (cluster_.node(i).alive() && cluster_.node(i).crash_at_ready == CrashPoint::None) candidates.push_back(i);
+    }
+    if (!candidates.empty()) {
+      int leader = cluster_.current_leader();
+      int victim = candidates[faults_.below(candidates.size())];
+      if (leader >= 0 && cluster_.node(leader).crash_at_ready == CrashPoint::None && faults_.chance(0.3)) {
+        victim = leader;
+      }
+      std::int64_t down = faults_.between(1, params_.down_ticks_max);
+      CrashPoint where = CrashPoint::None;
+      if (faults_.chance(params_.mid_ready_crash)) where = static_cast<CrashPoint>(1 + faults_.below(4));
+      cluster_.crash(victim, down, where);
+    }
+  }
+
+  // Pauses: a frozen process that comes back with stale state.
+  if (params_.pause_rate > 0 && faults_.chance(params_.pause_rate)) {
+    std::vector<int> candidates;
+    for (int i = 0; i < n; ++i) {
+      if (cluster_.node(i).runnable()) candidates.push_back(i);
+    }
+    if (!candidates.empty()) {
+      int victim = candidates[faults_.below(candidates.size())];
+      cluster_.pause(victim, now + faults_.between(1, params_.pause_ticks_max), faults_.chance(0.5));
+    }
+  }
+}
+
+// Clients write unique commands to the node(s) that think they lead (stale
+// leaders included: their writes must be lost, never wrongly acknowledged),
+// and issue ReadIndex reads. Now and then they ask a non-leader, which must
+// refuse a write.
+void Simulation::run_clients() {
+  const int n = cluster_.size();
+  auto pick = [&](int& target) {
+    std::vector<int> leaders, runnable;
+    for (int i = 0; i < n; ++i) {
+      const Node& node = cluster_.node(i);
+      if (!node.runnable()) continue;
+      runnable.push_back(i);
+      if (node.core->role() == raft::Role::Leader) leaders.push_back(i);
+    }
+    if (!leaders.empty() && !clients_.chance(0.05)) {
+      target = leaders[clients_.below(leaders.size())];
+      return true;
+    }
+    if (runnable.empty() || !clients_.chance(0.1)) return false;
+    target = runnable[clients_.below(runnable.size())];
+    return true;
+  };
+  for (int k = 0; k < 3 && clients_.chance(params_.write_rate); ++k) {
+    int target;
+    if (!pick(target)) break;
+    // Clients keep a bounded number of writes outstanding: a leader whose
+    // uncommitted tail is long gets no more until it catches up.
+    const raft::Raft& core = *cluster_.node(target).core;
+    if (core.log().last_index() > core.commit_index() + kMaxUncommitted) break;
+    cluster_.propose(target, "s" + std::to_string(options_.seed) + "-" + std::to_string(++next_write_));
+  }
+  for (int k = 0; k < 3 && clients_.chance(params_.read_rate); ++k) {
+    int target;
+    if (!pick(target)) break;
+    cluster_.read(target, ++next_read_, checker_.max_acked_index());
+  }
+}
+
+void Simulation::heal_everything() {
+  in_liveness_ = true;
+  trace_.info("liveness phase: healing every fault");
+  network_.heal();
+  NetworkFaults calm;
+  calm.delay_max = std::min(params_.net.delay_max, 2);
+  network_.set_faults(calm);
+  for (int i = 0; i < cluster_.size(); ++i) {
+    Node& node = cluster_.node(i);
+    node.crash_at_ready = CrashPoint::None;
+    if (!node.alive()) cluster_.restart(i);
+    if (node.paused) cluster_.resume(i);
+  }
+}
+
+// Done when a probe write is committed and applied by every node, every
+// commit index is the same, and there is a leader.
+bool Simulation::liveness_reached() {
+  const int leader = cluster_.current_leader();
+  bool probe_committed = false;
+  for (const Probe& p : probes_) {
+    if (checker_.committed_index() < p.index || checker_.committed_entry(p.index).data != p.data) continue;
+    probe_committed = true;
+    if (leader < 0) break;
+    bool all = true;
+    const raft::Index commit = cluster_.node(leader).core->commit_index();
+    for (int i = 0; i < cluster_.size() && all; ++i) {
+      const Node& node = cluster_.node(i);
+      all = node.runnable() && node.applied >= p.index && node.core->commit_index() == commit;
+    }
+    if (all) return true;
+  }
+  if (leader >= 0 && !probe_committed && (probes_.empty() || clock_.tick - probes_.back().tick >= 50)) {
+    std::string data = "live-" + std::to_string(options_.seed) + "-" + std::to_string(probes_.size() + 1);
+    if (std::optional<raft::Index> index = cluster_.propose(leader, data)) {
+      probes_.push_back(Probe{data, *index, clock_.tick});
+    }
+  }
+  return false;
+}
+
+std::string Simulation::status() const {
+  std::ostringstream out;
+  for (int i = 0; i < cluster_.size(); ++i) {
+    const Node& n = cluster_.node(i);
+    out << "    " << n.id << ": ";
+    if (!n.alive()) {
+      out << "crashed (restart at tick " << n.restart_at << ")";
+    } else {
+      const raft::Raft& c = *n.core;
+      out << raft::to_string(c.role()) << " term " << c.current_term() << " vote "
+          << (c.voted_for().empty() ? "-" : c.voted_for()) << " leader "
+          << (c.leader_id().empty() ? "-" : c.leader_id()) << ", commit " << c.commit_index() << ", applied "
+          << n.applied << ", last (i" << c.log().last_index() << ",t" << c.log().last_term() << ")";
+      if (n.paused) out << ", paused until tick " << n.paused_until;
+    }
+    out << "; disk term " << n.disk.hard_state.current_term << ", " << n.disk.entries.size() << " entries\n";
+  }
+  out << "    network: " << network_.in_flight() << " in flight"
+      << (network_.partitioned() ? ", partition " + network_.partition_description() : std::string()) << "\n";
+  if (!probes_.empty()) {
+    out << "    probes:";
+    for (const Probe& p : probes_) out << " '" << p.data << "'@" << p.index << " (tick " << p.tick << ")";
+    out << "\n";
+  }
+  return out.str();
+}
+
+RunResult Simulation::run() {
+  RunResult result;
+  result.seed = options_.seed;
+  result.size = params_.size;
+  if (options_.verbose) std::cout << "seed " << options_.seed << ": " << params_.describe() << "\n";
+  try {
+    network_.set_faults(params_.net);
+    Rng skew(derive_seed(options_.seed, 5));
+    for (int i = 0; i < cluster_.size(); ++i) cluster_.node(i).tick_skip = skew.uniform(0, params_.clock_skew);
+    cluster_.start();
+
+    for (std::int64_t t = 1; t <= params_.safety_ticks; ++t) {
+      clock_.tick = t;
+      inject_faults();
+      run_clients();
+      cluster_.advance_time(true);
+    }
+
+    heal_everything();
+    const std::int64_t deadline = clock_.tick + options_.liveness_ticks;
+    for (;;) {
+      if (clock_.tick >= deadline) {
+        throw Violation{"liveness: after healing, a leader commits a fresh write on every node within " +
+                            std::to_string(options_.liveness_ticks) + " ticks",
+                        "state at the deadline:\n" + status()};
+      }
+      ++clock_.tick;
+      cluster_.advance_time(false);
+      if (liveness_reached()) break;
+    }
+  } catch (const Violation& v) {
+    result.ok = false;
+    result.invariant = v.invariant;
+    result.details = v.details;
+  } catch (const std::exception& e) {
+    result.ok = false;
+    result.invariant = "the core never throws on valid input";
+    result.details = e.what();
+  }
+  result.tick = clock_.tick;
+  result.step = clock_.step;
+  result.acks = cluster_.acks();
+  result.reads = cluster_.reads_served();
+  result.elections = checker_.elections();
+  result.committed = checker_.committed_index();
+  result.messages = network_.sent();
+  if (!result.ok) {
+    std::ostringstream out;
+    out << "FAIL seed " << options_.seed << ": " << params_.size << " nodes, tick " << clock_.tick << " ("
+        << (in_liveness_ ? "liveness" : "safety") << " phase), step " << clock_.step << "\n";
+    out << "  invariant: " << result.invariant << "\n";
+    out << "  details:   " << result.details << "\n";
+    out << "  run:       " << params_.describe() << "\n";
+    out << "  nodes:\n" << status();
+    out << "  last events (oldest first):\n";
+    trace_.dump(out);
+    out << "  replay:    " << replay_command(options_) << "   (add --verbose to print every event)\n";
+    result.report = out.str();
+  }
+  return result;
+}
+
+}  // namespace
+
+RunResult run_simulation(const RunOptions& options) {
+  Simulation simulation(options);
+  return simulation.run();
+}
+
+}  // namespace sim

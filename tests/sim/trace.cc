@@ -1,0 +1,166 @@
+#include "trace.h"
+
+#include <iostream>
+#include <sstream>
+
+namespace sim {
+
+namespace {
+
+MessageSummary summarize(const raft::Message& m) {
+  MessageSummary s;
+  s.type = m.type;
+  s.term = m.term;
+  s.pre_vote = m.pre_vote;
+  s.vote_granted = m.vote_granted;
+  s.success = m.success;
+  s.last_log_index = m.last_log_index;
+  s.last_log_term = m.last_log_term;
+  s.prev_log_index = m.prev_log_index;
+  s.prev_log_term = m.prev_log_term;
+  s.entries = static_cast<std::uint32_t>(m.entries.size());
+  s.leader_commit = m.leader_commit;
+  s.read_round = m.read_round;
+  s.match_index = m.match_index;
+  s.reject_index = m.reject_index;
+  s.conflict_index = m.conflict_index;
+  s.conflict_term = m.conflict_term;
+  return s;
+}
+
+std::string format_message(const MessageSummary& s) {
+  std::ostringstream out;
+  switch (s.type) {
+    case raft::MessageType::RequestVote:
+      out << (s.pre_vote ? "PreVote" : "RequestVote") << " t" << s.term << " last=(i" << s.last_log_index
+          << ",t" << s.last_log_term << ")";
+      break;
+    case raft::MessageType::RequestVoteReply:
+      out << (s.pre_vote ? "PreVoteReply" : "VoteReply") << " t" << s.term
+          << (s.vote_granted ? " granted" : " rejected");
+      break;
+    case raft::MessageType::AppendEntries:
+      out << "Append t" << s.term << " prev=(i" << s.prev_log_index << ",t" << s.prev_log_term << ")";
+      if (s.entries > 0) {
+        out << " entries=[" << s.prev_log_index + 1 << ".." << s.prev_log_index + s.entries << "]";
+      } else {
+        out << " (heartbeat)";
+      }
+      out << " commit=" << s.leader_commit;
+      if (s.read_round) out << " round=" << s.read_round;
+      break;
+    case raft::MessageType::AppendEntriesReply:
+      out << "AppendReply t" << s.term;
+      if (s.success) {
+        out << " ok match=" << s.match_index;
+      } else {
+        out << " reject prev=" << s.reject_index << " hint=(i" << s.conflict_index << ",t" << s.conflict_term
+            << ")";
+      }
+      if (s.read_round) out << " round=" << s.read_round;
+      break;
+  }
+  return out.str();
+}
+
+const char* kind_name(EventKind kind) {
+  switch (kind) {
+    case EventKind::Deliver: return "deliver";
+    case EventKind::Drop: return "DROP";
+    case EventKind::Duplicate: return "duplicate";
+    case EventKind::Hold: return "hold";
+    case EventKind::Crash: return "CRASH";
+    case EventKind::Restart: return "RESTART";
+    case EventKind::Pause: return "PAUSE";
+    case EventKind::Resume: return "RESUME";
+    case EventKind::Partition: return "PARTITION";
+    case EventKind::Heal: return "HEAL";
+    case EventKind::Role: return "role";
+    case EventKind::Persist: return "persist";
+    case EventKind::Propose: return "propose";
+    case EventKind::Ack: return "ack";
+    case EventKind::ReadIssue: return "read";
+    case EventKind::ReadServe: return "read-served";
+    case EventKind::ReadFail: return "read-failed";
+    case EventKind::Info: return "info";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string describe(const raft::Message& m) { return format_message(summarize(m)); }
+
+Trace::Trace(const Clock& clock, std::size_t capacity, bool verbose)
+    : clock_(clock), ring_(capacity == 0 ? 1 : capacity), verbose_(verbose) {}
+
+void Trace::add(Event&& e) {
+  e.step = clock_.step;
+  e.tick = clock_.tick;
+  if (verbose_) std::cout << format(e) << "\n";
+  ring_[next_] = std::move(e);
+  next_ = (next_ + 1) % ring_.size();
+  if (count_ < ring_.size()) ++count_;
+}
+
+void Trace::message(EventKind kind, int from, int to, const raft::Message& m, const char* why) {
+  Event e;
+  e.kind = kind;
+  e.node = from;
+  e.peer = to;
+  e.has_message = true;
+  e.message = summarize(m);
+  e.why = why;
+  add(std::move(e));
+}
+
+void Trace::event(EventKind kind, int node, std::uint64_t a, std::uint64_t b, std::uint64_t c, std::uint64_t d,
+                  std::string text) {
+  Event e;
+  e.kind = kind;
+  e.node = node;
+  e.a = a;
+  e.b = b;
+  e.c = c;
+  e.d = d;
+  e.text = std::move(text);
+  add(std::move(e));
+}
+
+std::string Trace::format(const Event& e) {
+  std::ostringstream out;
+  out << "  tick " << e.tick << " step " << e.step << ": " << kind_name(e.kind);
+  if (e.has_message) {
+    out << " " << node_name(e.node) << "->" << node_name(e.peer) << " " << format_message(e.message);
+    if (e.why) out << " [" << e.why << "]";
+    return out.str();
+  }
+  if (e.node >= 0) out << " " << node_name(e.node);
+  switch (e.kind) {
+    case EventKind::Role:
+      out << " is " << raft::to_string(static_cast<raft::Role>(e.a)) << " in term " << e.b << " (commit " << e.c
+          << ", last index " << e.d << ")";
+      break;
+    case EventKind::Persist:
+      out << " term=" << e.a << " vote=" << (e.b ? node_name(static_cast<int>(e.b) - 1) : std::string("-"));
+      if (e.c) out << " entries [" << e.c << ".." << e.d << "]";
+      break;
+    case EventKind::Propose: out << " index " << e.a << " '" << e.text << "'"; break;
+    case EventKind::Ack: out << " index " << e.a << " term " << e.b << " '" << e.text << "'"; break;
+    case EventKind::ReadIssue: out << " ctx " << e.a << " (highest acknowledged write: " << e.b << ")"; break;
+    case EventKind::ReadServe: out << " ctx " << e.a << " at index " << e.b; break;
+    case EventKind::ReadFail: out << " ctx " << e.a; break;
+    default:
+      break;
+  }
+  if (e.why) out << " [" << e.why << "]";
+  if (!e.text.empty() && e.kind != EventKind::Propose && e.kind != EventKind::Ack) out << " " << e.text;
+  return out.str();
+}
+
+void Trace::dump(std::ostream& out) const {
+  std::size_t start = (next_ + ring_.size() - count_) % ring_.size();
+  for (std::size_t i = 0; i < count_; ++i) out << format(ring_[(start + i) % ring_.size()]) << "\n";
+}
+
+}  // namespace sim
