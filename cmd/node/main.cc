@@ -37,11 +37,11 @@ int main(int argc, char** argv) {
       usage(argv[0]);
       return 0;
     } else if (arg == "-v") {
-      options.log_level = node::LogLevel::Debug;
+      options.log_level = logging::LogLevel::Debug;
     } else if (arg == "--log-level" && i + 1 < argc) {
-      if (!node::parse_log_level(argv[++i], options.log_level)) return usage(argv[0]);
+      if (!logging::parse_log_level(argv[++i], options.log_level)) return usage(argv[0]);
     } else if (arg.rfind("--log-level=", 0) == 0) {
-      if (!node::parse_log_level(arg.substr(12), options.log_level)) return usage(argv[0]);
+      if (!logging::parse_log_level(arg.substr(12), options.log_level)) return usage(argv[0]);
     } else if (!arg.empty() && arg[0] != '-' && config_path.empty()) {
       config_path = arg;
     } else {

@@ -8,13 +8,13 @@
 #include "commands.h"
 #include "endpoint.h"
 #include "link_table.h"
-#include "log.h"
+#include "log/logger.h"
 
 namespace proxy {
 
 class ControlSocket {
  public:
-  explicit ControlSocket(const Logger& log) : log_(log), buffer_(65536) {}
+  explicit ControlSocket(const logging::Logger& log) : log_(log), buffer_(65536) {}
   ~ControlSocket();
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
@@ -27,7 +27,7 @@ class ControlSocket {
   void serve(LinkTable& table, const ProxyStatus& status);
 
  private:
-  const Logger& log_;
+  const logging::Logger& log_;
   int fd_ = -1;
   std::vector<char> buffer_;
 };

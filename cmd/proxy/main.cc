@@ -13,7 +13,7 @@
 #include <random>
 #include <string>
 
-#include "log.h"
+#include "log/logger.h"
 #include "proxy.h"
 #include "proxy_config.h"
 
@@ -51,7 +51,7 @@ bool parse_count(const std::string& text, std::uint64_t& out) {
 
 // Each relay socket is one fd: raise the soft limit as far as allowed and
 // shrink the relay bound if it still does not fit.
-std::size_t fit_relay_limit(std::size_t wanted, std::size_t node_count, const proxy::Logger& log) {
+std::size_t fit_relay_limit(std::size_t wanted, std::size_t node_count, const logging::Logger& log) {
   const rlim_t reserve = static_cast<rlim_t>(node_count + 64);
   const rlim_t needed = static_cast<rlim_t>(wanted) + reserve;
   rlimit limit{};
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::uint64_t seed = 0;
   bool have_seed = false;
-  proxy::LogLevel level = proxy::LogLevel::Info;
+  logging::LogLevel level = logging::LogLevel::Info;
   std::size_t max_relays = proxy::kDefaultRelayLimit;
   std::size_t max_delayed = proxy::kDefaultQueueLimit;
   for (int i = 1; i < argc; ++i) {
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
       }
       (arg.rfind("--max-relays", 0) == 0 ? max_relays : max_delayed) = static_cast<std::size_t>(n);
     } else if (value("--log-level", v)) {
-      if (!proxy::parse_log_level(v, level)) {
+      if (!logging::parse_log_level(v, level)) {
         std::fprintf(stderr, "proxy: --log-level wants error, warn, info or debug, got '%s'\n", v.c_str());
         return 2;
       }
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
   }
   if (!have_seed) seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 
-  const proxy::Logger log(level);
+  const logging::Logger log("proxy", level);
   proxy::Options options;
   options.seed = seed;
   options.relay_limit = fit_relay_limit(max_relays, config.nodes.size(), log);

@@ -27,7 +27,7 @@ std::string format_ms(std::int64_t us) {
 
 }  // namespace
 
-Proxy::Proxy(ProxyConfig config, const Options& options, const Logger& log)
+Proxy::Proxy(ProxyConfig config, const Options& options, const logging::Logger& log)
     : config_(std::move(config)),
       options_(options),
       log_(log),

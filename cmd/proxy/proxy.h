@@ -14,7 +14,7 @@
 #include "control.h"
 #include "delay_queue.h"
 #include "link_table.h"
-#include "log.h"
+#include "log/logger.h"
 #include "proxy_config.h"
 #include "router.h"
 
@@ -28,7 +28,7 @@ struct Options {
 
 class Proxy {
  public:
-  Proxy(ProxyConfig config, const Options& options, const Logger& log);
+  Proxy(ProxyConfig config, const Options& options, const logging::Logger& log);
 
   // Binds every socket. Throws std::runtime_error naming what failed.
   void open();
@@ -50,7 +50,7 @@ class Proxy {
 
   ProxyConfig config_;
   Options options_;
-  const Logger& log_;
+  const logging::Logger& log_;
   LinkTable table_;
   Router router_;
   ControlSocket control_;

@@ -15,12 +15,15 @@
 #include "config/config.h"
 #include "kv/state_machine.h"
 #include "net/udp_socket.h"
-#include "node/logger.h"
+#include "log/logger.h"
 #include "raft/raft.h"
 #include "storage/log_store.h"
 #include "wire/messages.h"
 
 namespace node {
+
+using logging::Logger;
+using logging::LogLevel;
 
 struct Options {
   LogLevel log_level = LogLevel::Info;

@@ -1,11 +1,11 @@
-#include "log.h"
+#include "log/logger.h"
 
 #include <sys/time.h>
 
 #include <cstdio>
 #include <ctime>
 
-namespace proxy {
+namespace logging {
 
 bool parse_log_level(std::string_view text, LogLevel& level) {
   if (text == "error") level = LogLevel::Error;
@@ -26,8 +26,8 @@ void Logger::log(LogLevel level, std::string_view text) const {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%H:%M:%S", &local);
   // One fprintf per line so lines never interleave with other writers.
-  std::fprintf(stderr, "%s.%03ld %s proxy %.*s\n", stamp, static_cast<long>(tv.tv_usec / 1000),
-               kNames[static_cast<int>(level)], static_cast<int>(text.size()), text.data());
+  std::fprintf(stderr, "%s.%03ld %s %s %.*s\n", stamp, static_cast<long>(tv.tv_usec / 1000),
+               kNames[static_cast<int>(level)], name_.c_str(), static_cast<int>(text.size()), text.data());
 }
 
-}  // namespace proxy
+}  // namespace logging
