@@ -13,9 +13,12 @@
 #include <utility>
 
 #include "storage/crc32c.h"
+#include "storage/file_io.h"
 
 namespace storage {
 namespace {
+
+using namespace io;
 
 constexpr std::size_t kHeaderBytes = 8;          // crc32c u32 + payload length u32
 constexpr std::size_t kPayloadPrefixBytes = 17;  // term u64 + index u64 + type u8
@@ -25,55 +28,6 @@ constexpr std::size_t kMaxPayloadBytes = std::size_t{1} << 20;
 constexpr std::size_t kMaxDataBytes = kMaxPayloadBytes - kPayloadPrefixBytes;
 // One huge batch should not pin its encode buffer for the life of the process.
 constexpr std::size_t kMaxRetainedBufferBytes = std::size_t{16} << 20;
-
-std::string errno_text(int err) { return std::strerror(err); }
-
-[[noreturn]] void throw_io(const char* what, const std::string& path, int err) {
-  throw StorageError(std::string(what) + " " + path + ": " + errno_text(err));
-}
-
-// Closes the descriptor unless released; keeps the constructor leak-free when
-// recovery throws before fd_ takes ownership.
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
-void put_u32(char* out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
-}
-
-void put_u64(char* out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
-}
-
-std::uint32_t get_u32(const char* in) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
-
-std::uint64_t get_u64(const char* in) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
-
-std::string hex32(std::uint32_t v) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%08x", v);
-  return text;
-}
 
 bool valid_type(std::uint8_t type) {
   return type == static_cast<std::uint8_t>(raft::EntryType::Noop) ||

@@ -11,62 +11,18 @@
 #include <utility>
 
 #include "storage/crc32c.h"
+#include "storage/file_io.h"
 #include "storage/log_store.h"
 
 namespace storage {
 namespace {
 
+using namespace io;
+
 constexpr std::size_t kTermBytes = 8;
 constexpr std::size_t kLengthBytes = 4;
 constexpr std::size_t kCrcBytes = 4;
 constexpr std::size_t kMinFileBytes = kTermBytes + kLengthBytes + kCrcBytes;
-
-[[noreturn]] void throw_io(const std::string& what, const std::string& path, int err) {
-  throw StorageError(what + " " + path + ": " + std::strerror(err));
-}
-
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-  // Closes now so the caller can see the error (some file systems report
-  // write-back failures only at close).
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-}
-
-void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-}
-
-std::uint32_t get_u32(const char* in) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
-
-std::uint64_t get_u64(const char* in) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
-
-std::string hex32(std::uint32_t v) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%08x", v);
-  return text;
-}
 
 std::string meta_path(const std::string& dir) { return (std::filesystem::path(dir) / "meta").string(); }
 
@@ -131,10 +87,10 @@ void MetaStore::save(const raft::HardState& state) {
 
   std::string bytes;
   bytes.reserve(kMinFileBytes + state.voted_for.size());
-  put_u64(bytes, state.current_term);
-  put_u32(bytes, static_cast<std::uint32_t>(state.voted_for.size()));
+  append_u64(bytes, state.current_term);
+  append_u32(bytes, static_cast<std::uint32_t>(state.voted_for.size()));
   bytes += state.voted_for;
-  put_u32(bytes, crc32c(bytes.data(), bytes.size()));
+  append_u32(bytes, crc32c(bytes.data(), bytes.size()));
 
   {
     // O_TRUNC: a leftover temp file from a crash mid-save is simply overwritten.
