@@ -244,6 +244,7 @@ void Server::handle_status(const wire::StatusRequest& request, const net::Endpoi
   r.commit_index = core_->commit_index();
   r.last_applied = last_applied_;
   r.last_log_index = core_->log().last_index();
+  r.voted_for = core_->voted_for();
   socket_.send_to(from, wire::encode(r));
 }
 

@@ -246,6 +246,7 @@ StatusReply decode_status_reply(const json& doc, std::string src, std::string de
   r.commit_index = get_u64(doc, "commit_index");
   r.last_applied = get_u64(doc, "last_applied");
   r.last_log_index = get_u64(doc, "last_log_index");
+  if (find(doc, "voted_for") != nullptr) r.voted_for = get_nullable_string(doc, "voted_for");
   return r;
 }
 
@@ -529,6 +530,7 @@ std::string encode(const StatusReply& r) {
   j["commit_index"] = r.commit_index;
   j["last_applied"] = r.last_applied;
   j["last_log_index"] = r.last_log_index;
+  j["voted_for"] = r.voted_for.empty() ? json(nullptr) : json(r.voted_for);
   return dump(j);
 }
 

@@ -53,6 +53,9 @@ struct StatusReply {
   std::uint64_t commit_index = 0;
   std::uint64_t last_applied = 0;
   std::uint64_t last_log_index = 0;
+  // Extension: the vote in `term` (empty encodes as null). Lets the
+  // reference tests check that a vote survives a crash.
+  std::string voted_for;
 };
 
 // PROTOCOL.md: 1–64 characters of [A-Za-z0-9_.:-].

@@ -192,8 +192,8 @@ TEST(RoundTrip, StatusRequest) {
 }
 
 TEST(RoundTrip, StatusReply) {
-  wire::StatusReply leader{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121};
-  wire::StatusReply unknown{"n2", "c7", "n2", "candidate", 9, "", 0, 0, 0};
+  wire::StatusReply leader{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"};
+  wire::StatusReply unknown{"n2", "c7", "n2", "candidate", 9, "", 0, 0, 0, ""};
   for (const auto& r : {leader, unknown}) {
     const std::string text = wire::encode(r);
     const auto back = decode_as<wire::StatusReply>(text);
@@ -206,8 +206,10 @@ TEST(RoundTrip, StatusReply) {
     EXPECT_EQ(back.commit_index, r.commit_index);
     EXPECT_EQ(back.last_applied, r.last_applied);
     EXPECT_EQ(back.last_log_index, r.last_log_index);
+    EXPECT_EQ(back.voted_for, r.voted_for);
   }
   EXPECT_TRUE(json::parse(wire::encode(unknown))["leader"].is_null());
+  EXPECT_TRUE(json::parse(wire::encode(unknown))["voted_for"].is_null());
 }
 
 void expect_same(const raft::Message& a, const raft::Message& b) {
@@ -515,7 +517,7 @@ TEST(Malformed, ClientReplyAndStatusReply) {
   expect_malformed(R"({"type":"client_reply","src":"n1","dest":"c1","seq":1,"ok":false})");
   expect_malformed(
       R"({"type":"client_reply","src":"n1","dest":"c1","seq":1,"ok":false,"error":"x","leader":3})");
-  const json good = json::parse(wire::encode(wire::StatusReply{"n1", "c1", "n1", "follower", 2, "n2", 1, 1, 1}));
+  const json good = json::parse(wire::encode(wire::StatusReply{"n1", "c1", "n1", "follower", 2, "n2", 1, 1, 1, ""}));
   for (const char* field : {"id", "role", "term", "leader", "commit_index", "last_applied", "last_log_index"}) {
     json j = good;
     j.erase(field);
@@ -619,7 +621,7 @@ TEST(Malformed, TruncatedDatagrams) {
   const std::string texts[] = {
       wire::encode(sample_append()),
       wire::encode(wire::ClientRequest{"c7", "n2", 12, wire::Op::Cas, "k", "v", "e", false}),
-      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121}),
+      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"}),
   };
   for (const std::string& text : texts) {
     for (std::size_t len = 0; len < text.size(); ++len) {
@@ -658,7 +660,7 @@ TEST(Fuzz, MutatedValidMessagesNeverCrash) {
       wire::encode(sample_append()),
       wire::encode(wire::ClientRequest{"c7", "n2", 12, wire::Op::Cas, "k", "v", "e", false}),
       wire::encode(wire::ClientReply{"n2", "c7", 15, false, std::nullopt, "not_leader", "n3", ""}),
-      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121}),
+      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"}),
       R"({"type":"request_vote","src":"n1","dest":"n2","term":3,"last_log_index":4,"last_log_term":2})",
   };
   const std::string alphabet = "{}[]\",:0123456789-.eE truefalsnul\\";
