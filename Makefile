@@ -12,6 +12,7 @@ CMAKE      ?= cmake
 CTEST      ?= ctest
 PYTEST     ?= $(if $(wildcard /usr/bin/pytest),/usr/bin/pytest,pytest)
 SETUP_ARGS ?= 5 3
+PYTHON     ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 
 # Keep CMake's recursive make quiet about entering/leaving directories.
 MAKEFLAGS += --no-print-directory
@@ -91,12 +92,22 @@ test: all
 
 # cluster: create configs (./setup $(SETUP_ARGS)) unless some exist, then
 # replace the shell with the launcher so Ctrl-C reaches it directly.
+# PROXY=1 runs the same cluster behind the fault proxy (configs-proxied/),
+# so faults/*.scenario can be injected with run_scenario.py --attach.
 cluster: programs
 	@if ! ls configs/server-*.json >/dev/null 2>&1; then \
 	  echo "./setup $(SETUP_ARGS)"; \
 	  ./setup $(SETUP_ARGS); \
 	fi
+ifeq ($(PROXY),1)
+	$(PYTHON) harness/proxied_configs.py --force configs configs-proxied
+	@./proxy --config configs-proxied/proxy.json & proxy=$$!; \
+	  trap 'kill $$proxy 2>/dev/null' EXIT INT TERM; \
+	  ./launcher --config-dir configs-proxied; status=$$?; \
+	  kill $$proxy 2>/dev/null; wait $$proxy 2>/dev/null; exit $$status
+else
 	exec ./launcher
+endif
 
 # clean: remove the build tree and the program symlinks.
 clean:
@@ -105,7 +116,7 @@ clean:
 
 # distclean: clean, plus generated configs and node data.
 distclean: clean
-	rm -rf configs data
+	rm -rf configs configs-proxied data
 
 # help: list the targets.
 help:
@@ -115,6 +126,7 @@ help:
 	@echo "  deps       check Debian packages; install them when root, else print the command"
 	@echo "  test       build, then ctest and (if present) pytest harness/"
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
+	@echo "             PROXY=1: the same cluster behind ./proxy, for run_scenario.py --attach"
 	@echo "  clean      remove $(BUILD_DIR)/ and the ./node ./client ... symlinks"
 	@echo "  distclean  clean, and remove configs/ and data/"
 	@echo "  help       this list"
