@@ -1,0 +1,1 @@
+"""The harness library: one theme per module (see docs/harness.md)."""
