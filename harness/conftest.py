@@ -33,6 +33,9 @@ from .lib.cluster import Cluster, Timing
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Score table and JSON report (lib/grading.py); campaign and mutant options (lib/campaign_options.py).
+pytest_plugins = ["harness.lib.grading", "harness.lib.campaign_options"]
+
 # A backstop: every wait in the harness has its own, much shorter bound.
 TEST_TIME_LIMIT_S = 90
 
@@ -72,6 +75,10 @@ def _reference_check(node_bin: str) -> tuple[bool, str]:
     if real == Path(os.path.realpath(REPO / "node")):
         return True, ""
     if real.name == "node" and real.parent.parent == REPO and real.parent.name.startswith("build"):
+        return True, ""
+    # A mutant (<repo>/build*/mutants/node-NAME) is the reference node with one mistake: same internals.
+    if (real.name.startswith("node-") and real.parent.name == "mutants" and real.parent.parent.parent == REPO
+            and real.parent.parent.name.startswith("build")):
         return True, ""
     return False, f"--node-bin {node_bin} is not the reference node (<repo>/node or <repo>/build*/node)"
 

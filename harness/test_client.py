@@ -7,6 +7,8 @@ where it matters, and check the replies field by field.
 import json
 import time
 
+import pytest
+
 from .lib.checks import assert_ok
 from .lib.client import CAS_FAILED, OK
 
@@ -45,6 +47,7 @@ def test_every_node_answers_or_redirects(make_cluster, timing):
         assert r.node == leader, f"the answer came from {r.node}, not from the leader {leader}: {r}"
 
 
+@pytest.mark.points(2)
 def test_exactly_once_with_duplicated_datagrams(make_cluster, timing):
     """Every datagram between clients and nodes is delivered twice; a counter
     incremented K times with cas ends at exactly K, and duplicate replies agree.
@@ -85,6 +88,7 @@ def test_exactly_once_with_duplicated_datagrams(make_cluster, timing):
     assert dup >= K, f"the proxy duplicated only {dup} client datagrams: {stats}"
 
 
+@pytest.mark.points(2)
 def test_retried_seq_applies_once_with_identical_reply(make_cluster, timing):
     """The same request (same client id and seq) sent twice has one effect and gets the same reply.
 

@@ -36,6 +36,7 @@ def test_initial_election(make_cluster, timing):
                          f"{cluster.describe_statuses(later)}")
 
 
+@pytest.mark.points(2)
 def test_at_most_one_leader_per_term(make_cluster, rng, timing):
     """Election Safety: in no term do two nodes report being leader.
 
@@ -63,6 +64,7 @@ def test_at_most_one_leader_per_term(make_cluster, rng, timing):
     assert_one_leader_per_term(cluster.observed())
 
 
+@pytest.mark.points(2)
 @pytest.mark.parametrize("how", ["crashed", "isolated"])
 def test_no_progress_without_majority(make_cluster, rng, timing, how):
     """With no majority able to talk, nothing commits; with the majority back, it does.

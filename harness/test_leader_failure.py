@@ -8,10 +8,13 @@ from its own disk, must come back as a follower and catch up.
 
 import time
 
+import pytest
+
 from .lib.checks import assert_acked_writes_survive, assert_ok, assert_one_leader_per_term
 from .lib.workload import Writers
 
 
+@pytest.mark.points(2)
 def test_new_leader_after_leader_crash(make_cluster, timing):
     """After the leader is killed, a new one is elected within 10 election timeouts
     and writes work again; nothing acknowledged before the crash is lost.
@@ -64,6 +67,7 @@ def test_old_leader_rejoins_as_follower_and_catches_up(make_cluster, timing):
         assert r.value == f"v{i}", f"{old} applied a different value for k{i}: {r}"
 
 
+@pytest.mark.points(2)
 def test_repeated_leader_crashes(make_cluster, rng, timing):
     """Three rounds of: kill the leader under load, elect another, restart the old one.
     No acknowledged write is lost; reads never go back in time.

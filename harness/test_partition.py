@@ -8,6 +8,8 @@ must not answer reads as if it were still in charge.
 
 import time
 
+import pytest
+
 from .lib.checks import (assert_acked_writes_survive, assert_not_acked, assert_ok, assert_one_leader_per_term,
                          assert_registers_linearizable)
 from .lib.workload import Writers
@@ -23,6 +25,7 @@ def _split_with_leader_in_minority(cluster, rng):
     return leader, minority, majority
 
 
+@pytest.mark.points(3)
 def test_minority_leader_cannot_commit(make_cluster, rng, timing):
     """A leader cut off in a minority acknowledges nothing; the majority elects and serves;
     after healing all nodes converge and the minority's writes are gone for good.
@@ -67,6 +70,7 @@ def test_minority_leader_cannot_commit(make_cluster, rng, timing):
     assert_registers_linearizable(history)
 
 
+@pytest.mark.points(3)
 def test_stale_leader_serves_no_linearizable_reads(make_cluster, rng, timing):
     """An old leader in a minority must not answer a linearizable get with stale data.
 
@@ -95,6 +99,7 @@ def test_stale_leader_serves_no_linearizable_reads(make_cluster, rng, timing):
     assert r.ok and r.value == "new", f"after healing: {r}"
 
 
+@pytest.mark.points(2)
 def test_random_partitions_then_heal(make_cluster, rng, timing):
     """Random partitions (including bridges: a node in both halves) under load, then heal.
 

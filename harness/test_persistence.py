@@ -16,6 +16,7 @@ from .lib.client import OK
 from .lib.workload import Writers
 
 
+@pytest.mark.points(3)
 def test_whole_cluster_crash_mid_stream(make_cluster, rng, timing):
     """kill -9 every node at once in the middle of a stream of writes, restart them all:
     every acknowledged write reads back.
@@ -42,6 +43,7 @@ def test_whole_cluster_crash_mid_stream(make_cluster, rng, timing):
     assert_acked_writes_survive(cluster.client(), history)
 
 
+@pytest.mark.points(2)
 def test_repeated_single_node_crashes(make_cluster, rng, timing):
     """Crash and restart one node at a time (leader or follower, at random), many times,
     while writes go on. Nothing acknowledged is lost; all nodes converge.
@@ -112,6 +114,7 @@ def _leader_now(cluster, nodes):
     return best[1] if best else None
 
 
+@pytest.mark.points(3)
 def test_figure8_scripted(make_cluster, rng, timing):
     """The situation of the Raft paper's Figure 8, scripted with partitions and crashes.
 
@@ -177,6 +180,7 @@ def test_figure8_scripted(make_cluster, rng, timing):
     assert_one_leader_per_term(cluster.observed())
 
 
+@pytest.mark.points(2)
 @pytest.mark.slow
 def test_figure8_random(make_cluster, rng, timing):
     """Random crashes of leaders that just received writes, with few nodes up (6.5840's Figure 8 test).

@@ -41,6 +41,7 @@ def test_agreement(make_cluster, timing):
             assert r.value == acked[key], f"{node} holds {r.value!r} for {key}, the cluster acknowledged {acked[key]!r}"
 
 
+@pytest.mark.points(2)
 @pytest.mark.parametrize("size", [3, 5, 7])
 def test_tolerates_minority_failures(make_cluster, rng, timing, size):
     """N nodes serve with (N-1)/2 down; with one more down no write is acknowledged

@@ -23,6 +23,7 @@ NETWORKS = {
 }
 
 
+@pytest.mark.points(2)
 @pytest.mark.slow
 @pytest.mark.parametrize("network", sorted(NETWORKS))
 def test_progress_and_correct_answers(make_cluster, rng, timing, network):

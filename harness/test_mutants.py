@@ -1,0 +1,169 @@
+"""Proof that the harness catches bugs: each mutant of the reference node must fail it.
+
+A mutant (mutants/*.mutant, built as build/mutants/node-NAME by the CMake
+target `mutants`) is the reference node with one classic Raft mistake. For
+each one this test runs, in a child pytest against that binary:
+
+- a smoke test, which must PASS: the mutant starts, elects a leader and
+  serves requests, so a failure below is not just a broken build;
+- the tests chosen to catch it (CATCHERS), of which at least one must FAIL
+  with the assertion that describes the wrong behaviour (a pattern of its
+  failure message). A failure with any other message does not count.
+
+The catching tests run with this run's seed, so `--seed` replays them. The
+end of the run prints the table mutant -> the test(s) that caught it.
+Reproduce one by hand:
+
+    pytest 'harness/test_safety_scripts.py::test_stale_node_is_not_elected' \
+        --node-bin build/mutants/node-no_election_restriction --seed S
+
+Marked `mutants` (deselect with -m "not mutants") and `reference` (it tests
+the harness, with mutants of the reference node: skipped when grading
+another implementation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+MUTANT_FILES = sorted((REPO / "mutants").glob("*.mutant"))
+
+# Passes against every mutant: start, elect, answer or redirect, write through the leader.
+SMOKE = ["harness/test_client.py::test_every_node_answers_or_redirects"]
+
+LINEARIZABILITY_3 = "harness/test_linearizability.py::test_random_faults_linearizable[3]"
+
+# mutant -> [(test that should catch it, pattern its failure message must match)]
+CATCHERS = {
+    "ack_before_commit": [
+        ("harness/test_partition.py::test_minority_leader_cannot_commit", r"was acknowledged but must not be"),
+        (LINEARIZABILITY_3, r"NOT linearizable"),
+    ],
+    "local_reads": [
+        ("harness/test_partition.py::test_stale_leader_serves_no_linearizable_reads", r"stale read from the old leader"),
+        (LINEARIZABILITY_3, r"NOT linearizable"),
+    ],
+    "no_dedup": [
+        ("harness/test_client.py::test_retried_seq_applies_once_with_identical_reply",
+         r"applied again|retry answered|retried cas answered"),
+        ("harness/test_client.py::test_exactly_once_with_duplicated_datagrams",
+         r"applied twice|replies to the same seq differ"),
+        (LINEARIZABILITY_3, r"NOT linearizable|replies to the same write seq differ"),
+    ],
+    "no_election_restriction": [
+        ("harness/test_safety_scripts.py::test_stale_node_is_not_elected",
+         r"was elected leader .* lacked acknowledged writes"),
+    ],
+    "figure8_commit": [
+        ("harness/test_safety_scripts.py::test_figure8_old_term_entry_not_committed_by_counting",
+         r"saw a value that no correct store could return"),
+    ],
+    "unpersisted_vote": [
+        ("harness/test_safety_scripts.py::test_vote_survives_crash", r"was not persisted"),
+        ("harness/test_persistence.py::test_restarted_node_recovers_its_own_log", r"recovered vote"),
+    ],
+}
+
+RUN_TIMEOUT_S = 240
+
+
+def _binary(name: str) -> Path:
+    return BUILD / "mutants" / f"node-{name}"
+
+
+@pytest.fixture
+def mutant_binary(request):
+    """build/mutants/node-NAME, built with `cmake --build build --target node-NAME` if missing."""
+    name = request.param
+    binary = _binary(name)
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        if not (BUILD / "CMakeCache.txt").is_file():
+            pytest.skip(f"no build directory {BUILD} to build the mutant node-{name} in (run make first)")
+        proc = subprocess.run(["cmake", "--build", str(BUILD), "--target", f"node-{name}"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        if proc.returncode != 0 or not binary.is_file():
+            pytest.fail(f"building mutant node-{name} failed:\n{proc.stdout[-3000:]}", pytrace=False)
+    return name, binary
+
+
+def _extend_time_limit(seconds: float) -> None:
+    """The conftest watchdog stops a test after 90 s; a child pytest run may take longer on a busy machine."""
+    if threading.current_thread() is threading.main_thread():
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _run_child(binary: Path, tests: list, settings, workdir: str) -> tuple[dict, str]:
+    report = os.path.join(workdir, "report.json")
+    cmd = [sys.executable, "-m", "pytest", *tests, "--node-bin", str(binary), "--proxy-bin", settings.proxy_bin,
+           "--seed", str(settings.seed), "-q", "-p", "no:cacheprovider", "--report", report,
+           "--reports-dir", os.path.join(workdir, "reports")]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=RUN_TIMEOUT_S - 20)
+        output = proc.stdout
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        output += f"\n(child pytest killed after {RUN_TIMEOUT_S - 20} s)"
+    try:
+        with open(report, encoding="utf-8") as f:
+            return json.load(f), output
+    except (OSError, ValueError):
+        return {}, output
+
+
+@pytest.mark.mutants
+@pytest.mark.reference
+@pytest.mark.points(1)
+@pytest.mark.parametrize("mutant_binary", [p.stem for p in MUTANT_FILES], indirect=True,
+                         ids=[p.stem for p in MUTANT_FILES])
+def test_mutant_is_caught(mutant_binary, settings, request):
+    """The harness fails the mutant, by a named test whose assertion describes the mistake."""
+    name, binary = mutant_binary
+    catchers = CATCHERS.get(name)
+    assert catchers, (f"no tests are chosen to catch mutant {name!r}: add an entry to CATCHERS in "
+                      f"{os.path.relpath(__file__, REPO)}")
+    _extend_time_limit(RUN_TIMEOUT_S)
+    with tempfile.TemporaryDirectory(prefix=f"raftkv-mutant-{name}-") as workdir:
+        report, output = _run_child(binary, SMOKE + [t for t, _ in catchers], settings, workdir)
+    results = {t["nodeid"]: t for t in report.get("tests", [])}
+    tail = "\n".join(output.splitlines()[-40:])
+    assert results, f"the run against mutant {name} produced no report; its output ends:\n{tail}"
+
+    broken = [f"{n}: {results[n]['outcome'] if n in results else 'did not run'}"
+              f"{' - ' + (results[n].get('message') or '')[:300] if n in results else ''}"
+              for n in SMOKE if n not in results or results[n]["outcome"] != "passed"]
+    assert not broken, (f"mutant {name} fails the smoke test, so a failure of the catching tests would prove "
+                        f"nothing: {broken}")
+
+    caught, other = [], []
+    for nodeid, pattern in catchers:
+        t = results.get(nodeid)
+        short = nodeid.replace("harness/", "")
+        if t is None:
+            other.append(f"{short}: did not run")
+        elif t["outcome"] == "failed" and re.search(pattern, t.get("message") or "", re.S):
+            caught.append(short)
+        elif t["outcome"] == "failed":
+            other.append(f"{short}: failed for another reason: {(t.get('message') or '')[:200]}")
+        else:
+            other.append(f"{short}: {t['outcome']}")
+    rows = getattr(request.config, "_raftkv_mutants", None)
+    if rows is None:
+        rows = request.config._raftkv_mutants = []
+    rows.append((name, caught, other))
+    request.node.user_properties.append(("caught_by", ", ".join(caught) or "SURVIVED"))
+    print(f"mutant {name}: caught by {', '.join(caught) or 'nothing'}; not by: {other}")
+    assert caught, (f"mutant {name} SURVIVED: none of its catching tests failed with the expected assertion "
+                    f"(seed {settings.seed}):\n  " + "\n  ".join(other) + f"\nchild output ends:\n{tail}")
