@@ -152,3 +152,20 @@ def assert_not_acked(result, what: str = "request") -> None:
     """The request must NOT have been acknowledged (it could not have been committed)."""
     __tracebackhide__ = True
     assert not result.ok, f"{what}: was acknowledged but must not be: {result}"
+
+
+def leader_of(statuses: dict, majority: int) -> Optional[str]:
+    """The leader these statuses establish: the only node claiming leadership in
+    the highest term anyone claims it in, which a majority (it included) follows."""
+    claims = [(s["term"], n) for n, s in statuses.items()
+              if isinstance(s, dict) and s.get("role") == "leader" and isinstance(s.get("term"), int)]
+    if not claims:
+        return None
+    top = max(t for t, _ in claims)
+    leaders = [n for t, n in claims if t == top]
+    if len(leaders) != 1:
+        return None
+    leader = leaders[0]
+    agree = sum(1 for n, s in statuses.items() if isinstance(s, dict) and s.get("term") == top
+                and (n == leader or s.get("leader") == leader))
+    return leader if agree >= majority else None

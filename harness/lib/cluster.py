@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from . import ports
+from .checks import leader_of
 from .client import Client, StatusProbe, describe_status
 from .history import History
 from .process import ManagedProcess
@@ -339,18 +340,7 @@ class Cluster:
         claims leadership in, and a majority of the whole cluster (it
         included) reports that term and that leader.
         """
-        claims = [(s["term"], n) for n, s in statuses.items()
-                  if isinstance(s, dict) and s.get("role") == "leader" and isinstance(s.get("term"), int)]
-        if not claims:
-            return None
-        top = max(t for t, _ in claims)
-        leaders = [n for t, n in claims if t == top]
-        if len(leaders) != 1:
-            return None
-        leader = leaders[0]
-        agree = sum(1 for n, s in statuses.items() if isinstance(s, dict) and s.get("term") == top
-                    and (n == leader or s.get("leader") == leader))
-        return leader if agree >= self.majority else None
+        return leader_of(statuses, self.majority)
 
     def wait_for_leader(self, timeout: Optional[float] = None, among: Optional[Nodes] = None,
                         exclude: Iterable[str] = ()) -> str:

@@ -62,7 +62,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from .checks import check_registers, leaders_by_term
+from .checks import check_registers, leader_of, leaders_by_term
 from .client import OK
 from .history import History
 
@@ -473,21 +473,6 @@ def start_cluster(cluster) -> str:
     return leader
 
 
-def leader_of(statuses: dict, majority: int) -> Optional[str]:
-    """The leader these statuses establish: the only node claiming leadership in
-    the highest term anyone claims it in, which a majority (it included) follows."""
-    claims = [(s["term"], n) for n, s in statuses.items()
-              if isinstance(s, dict) and s.get("role") == "leader" and isinstance(s.get("term"), int)]
-    if not claims:
-        return None
-    top = max(t for t, _ in claims)
-    leaders = [n for t, n in claims if t == top]
-    if len(leaders) != 1:
-        return None
-    leader = leaders[0]
-    agree = sum(1 for n, s in statuses.items() if isinstance(s, dict) and s.get("term") == top
-                and (n == leader or s.get("leader") == leader))
-    return leader if agree >= majority else None
 
 
 def short_status(s: Optional[dict]) -> str:
