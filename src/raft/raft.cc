@@ -381,12 +381,14 @@ void Raft::broadcast_heartbeat() {
 bool Raft::maybe_commit() {
   // The leader counts itself only for what it has persisted, so "a majority
   // has it" means "a majority has it on disk".
-  std::vector<Index> matches;
-  matches.reserve(progress_.size() + 1);
+  // Runs on every append reply: reuse one buffer, and select rather than sort.
+  std::vector<Index>& matches = quorum_scratch_;
+  matches.clear();
   matches.push_back(persisted_index_);
   for (const auto& [peer, pr] : progress_) matches.push_back(pr.match_index);
-  std::sort(matches.begin(), matches.end(), std::greater<>());
-  Index n = matches[quorum() - 1];
+  auto kth = matches.begin() + static_cast<std::ptrdiff_t>(quorum() - 1);
+  std::nth_element(matches.begin(), kth, matches.end(), std::greater<>());
+  Index n = *kth;
   // §5.4.2: only an entry of the current term is committed by counting
   // replicas; earlier entries commit with it (Figure 8).
   if (n <= commit_index_ || log_.term(n) != current_term_) return false;
@@ -422,12 +424,13 @@ void Raft::read_index(std::uint64_t ctx) {
 
 void Raft::release_reads() {
   if (pending_reads_.empty()) return;
-  std::vector<std::uint64_t> rounds;
-  rounds.reserve(progress_.size() + 1);
+  std::vector<std::uint64_t>& rounds = quorum_scratch_;
+  rounds.clear();
   rounds.push_back(std::numeric_limits<std::uint64_t>::max());  // ourselves
   for (const auto& [peer, pr] : progress_) rounds.push_back(pr.acked_read_round);
-  std::sort(rounds.begin(), rounds.end(), std::greater<>());
-  std::uint64_t confirmed = rounds[quorum() - 1];
+  auto kth = rounds.begin() + static_cast<std::ptrdiff_t>(quorum() - 1);
+  std::nth_element(rounds.begin(), kth, rounds.end(), std::greater<>());
+  std::uint64_t confirmed = *kth;
   auto released = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const PendingRead& r) {
     return r.round == 0 || r.round > confirmed;
   });

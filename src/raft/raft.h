@@ -157,6 +157,7 @@ class Raft {
   std::uint64_t read_round_ = 0;  // counter of confirming heartbeat rounds
 
   std::vector<Message> outbox_;
+  std::vector<std::uint64_t> quorum_scratch_;  // reused by maybe_commit() and release_reads()
   std::vector<ReadState> ready_reads_;
   std::vector<std::uint64_t> failed_reads_;
 };
