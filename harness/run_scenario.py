@@ -72,15 +72,7 @@ def parse_args(argv):
 
 
 def node_logs(cluster: Cluster, lines: int = 15) -> str:
-    out = []
-    for n in cluster.ids:
-        proc = cluster.nodes[n]
-        out.append(f"--- {n}: {proc.describe()}; last {lines} log lines:")
-        out.append(proc.log_tail(lines))
-    if cluster.proxy is not None:
-        out.append(f"--- proxy: {cluster.proxy.process.describe()}")
-        out.append(cluster.proxy.process.log_tail(5))
-    return "\n".join(out)
+    return cluster.log_tails(lines)
 
 
 def run_own_cluster(scenario, args, seed: int) -> bool:

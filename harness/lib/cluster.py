@@ -512,13 +512,22 @@ class Cluster:
                                                              for t, v in sorted(by_term.items())))
         with self._obs_lock:
             last = dict((n, s) for _, n, s in self.observations)
+        out.append(self.log_tails(log_lines, proxy_lines=10,
+                                  status_of=lambda n: f"last status: {describe_status(last.get(n))}"))
+        return "\n".join(out)
+
+    def log_tails(self, lines: int, *, proxy_lines: int = 5,
+                  status_of: Optional[Callable[[str], str]] = None) -> str:
+        """Each node's state and last `lines` log lines, then the proxy's."""
+        out = []
         for n in self.ids:
             proc = self.nodes[n]
-            out.append(f"--- {n}: {proc.describe()}; last status: {describe_status(last.get(n))}")
-            out.append(proc.log_tail(log_lines))
+            detail = status_of(n) if status_of else f"last {lines} log lines:"
+            out.append(f"--- {n}: {proc.describe()}; {detail}")
+            out.append(proc.log_tail(lines))
         if self.proxy is not None:
             out.append(f"--- proxy: {self.proxy.process.describe()}")
-            out.append(self.proxy.process.log_tail(10))
+            out.append(self.proxy.process.log_tail(proxy_lines))
         return "\n".join(out)
 
     def teardown(self) -> None:
