@@ -20,6 +20,10 @@ struct Progress {
 
   Index next_index = 1;
   Index match_index = 0;
+  // The highest index any append of this term told the follower about
+  // (prev_log_index + entries). A reply claiming to match beyond it is not
+  // an answer to anything we sent, and is dropped.
+  Index sent_index = 0;
   State state = State::Probe;
   bool probe_sent = false;           // Probe: an append is in flight
   struct Inflight {

@@ -97,6 +97,10 @@ void Raft::become_follower(Term term, const NodeId& leader) {
 }
 
 void Raft::campaign(bool pre_vote) {
+  // Term arithmetic never wraps: a node at the last representable term stays
+  // a follower rather than ask for term 0. (Numbers from peers are bounded by
+  // kMaxNumber, so only 2^53 elections could bring a cluster here.)
+  if (current_term_ >= kMaxNumber) return;
   if (pre_vote) {
     become_pre_candidate();
   } else {
@@ -333,6 +337,7 @@ bool Raft::send_append(const NodeId& peer, bool allow_empty) {
   if (m.entries.empty() && !allow_empty) return false;
   m.leader_commit = commit_index_;
   m.read_round = read_round_;
+  pr.sent_index = std::max(pr.sent_index, m.prev_log_index + m.entries.size());
   if (pr.state == Progress::State::Probe) {
     pr.probe_sent = true;
   } else if (!m.entries.empty()) {
@@ -344,7 +349,8 @@ bool Raft::send_append(const NodeId& peer, bool allow_empty) {
 }
 
 void Raft::send_heartbeat(const NodeId& peer) {
-  const Progress& pr = progress_.at(peer);
+  Progress& pr = progress_.at(peer);
+  pr.sent_index = std::max(pr.sent_index, pr.match_index);
   // Anchored at match_index, which the follower is known to hold, so the
   // heartbeat lets it commit at most what it matches (pitfall: a heartbeat
   // must never commit entries the follower may not share with us).
@@ -402,24 +408,27 @@ bool Raft::maybe_commit() {
 
 // ------------------------------------------------------------ ReadIndex ----
 
-void Raft::read_index(std::uint64_t ctx) {
+bool Raft::read_index(std::uint64_t ctx) {
   if (role_ != Role::Leader) {
     failed_reads_.push_back(ctx);
-    return;
+    return true;
   }
+  if (reads_awaiting_commit_.size() + pending_reads_.size() + ready_reads_.size() >= config_.max_pending_reads)
+    return false;
   // §8: until an entry of its own term commits, a new leader does not know
   // the commit index of the cluster.
   if (log_.term(commit_index_) != current_term_) {
     reads_awaiting_commit_.push_back(ctx);
-    return;
+    return true;
   }
   if (quorum() == 1) {
     ready_reads_.push_back({ctx, commit_index_});
-    return;
+    return true;
   }
   // Round 0: joins the next confirming round, sent at the next ready(), so
   // every read that arrived in the meantime shares one heartbeat round.
   pending_reads_.push_back({ctx, commit_index_, 0});
+  return true;
 }
 
 void Raft::release_reads() {
@@ -447,9 +456,62 @@ void Raft::fail_pending_reads() {
 
 // ------------------------------------------------------ input and output ----
 
+// Rules a receiver can check without trusting the sender. A message that
+// breaks one is dropped whole, before it can change any state.
+bool Raft::well_formed(const Message& m) {
+  const auto too_big = [](std::uint64_t v) { return v > kMaxNumber; };
+  if (too_big(m.term) || too_big(m.last_log_index) || too_big(m.last_log_term) || too_big(m.prev_log_index) ||
+      too_big(m.prev_log_term) || too_big(m.leader_commit) || too_big(m.read_round) || too_big(m.match_index) ||
+      too_big(m.reject_index) || too_big(m.conflict_index) || too_big(m.conflict_term) ||
+      too_big(m.prev_log_index + m.entries.size())) {
+    ++drops_.out_of_range;
+    return false;
+  }
+  if (m.type == MessageType::AppendEntries) {
+    // §5.3: entries follow prev_log_index without gaps, and a leader's log
+    // never decreases in term nor holds entries of a term above its own.
+    Term previous = m.prev_log_index > 0 ? m.prev_log_term : 0;
+    if (previous > m.term) {
+      ++drops_.bad_entries;
+      return false;
+    }
+    for (std::size_t i = 0; i < m.entries.size(); ++i) {
+      const Entry& e = m.entries[i];
+      if (e.index != m.prev_log_index + 1 + i || e.term < previous || e.term > m.term) {
+        ++drops_.bad_entries;
+        return false;
+      }
+      previous = e.term;
+    }
+  }
+  if (m.type == MessageType::AppendEntriesReply && role_ == Role::Leader && m.term == current_term_) {
+    auto it = progress_.find(m.from);
+    if (it == progress_.end()) return false;
+    // A reply can only be about what this leader sent to that follower in
+    // this term; anything else would move match_index past the follower's
+    // real log (a commit without a majority) or past our own (a crash).
+    Index claimed = m.success ? m.match_index : m.reject_index;
+    if (claimed > it->second.sent_index) {
+      ++drops_.unsent_match;
+      return false;
+    }
+    // §8: a round only confirms leadership if we started it; a round from
+    // the future would release reads no majority confirmed.
+    if (m.read_round > read_round_) {
+      ++drops_.future_read_round;
+      return false;
+    }
+  }
+  return true;
+}
+
 void Raft::step(const Message& m) {
-  if (m.from == config_.id || m.to != config_.id) return;
-  if (std::find(config_.peers.begin(), config_.peers.end(), m.from) == config_.peers.end()) return;
+  if (m.from == config_.id || m.to != config_.id ||
+      std::find(config_.peers.begin(), config_.peers.end(), m.from) == config_.peers.end()) {
+    ++drops_.not_for_us;
+    return;
+  }
+  if (!well_formed(m)) return;
 
   if (m.term > current_term_) {
     if (m.type == MessageType::RequestVote) {

@@ -31,6 +31,22 @@ struct Config {
   int max_inflight_appends = 64;  // pipelined appends per follower
   bool pre_vote = true;           // §9.6: a partitioned node cannot inflate terms
   bool check_quorum = true;       // §6.2: a leader without a majority steps down
+  // Linearizable reads waiting for a commit or a confirming round; beyond
+  // this read_index() refuses, so a flood of reads cannot exhaust memory.
+  std::size_t max_pending_reads = 4096;
+};
+
+// Messages step() dropped whole because they break a rule the receiver can
+// check. Dropped messages change nothing; the counts are for the operator.
+struct DropCounts {
+  std::uint64_t not_for_us = 0;         // unknown sender, or addressed to another node
+  std::uint64_t out_of_range = 0;       // a term or index above kMaxNumber
+  std::uint64_t bad_entries = 0;        // entries not contiguous, decreasing, or above the message's term
+  std::uint64_t unsent_match = 0;       // a reply about entries this leader never sent
+  std::uint64_t future_read_round = 0;  // a read_round this leader has not started yet
+  std::uint64_t total() const {
+    return not_for_us + out_of_range + bad_entries + unsent_match + future_read_round;
+  }
 };
 
 // A linearizable read that may now be served once last_applied >= index.
@@ -70,8 +86,9 @@ class Raft {
   // Appends a command to the leader's log; nullopt when this node is not leader.
   std::optional<Index> propose(std::string data);
   // Asks for a linearizable read point (§8). The answer comes back in a later
-  // Ready as a ReadState with the same ctx, or in failed_reads.
-  void read_index(std::uint64_t ctx);
+  // Ready as a ReadState with the same ctx, or in failed_reads. Returns false
+  // (and remembers nothing) when max_pending_reads reads already wait.
+  bool read_index(std::uint64_t ctx);
 
   bool has_ready() const;
   Ready ready();
@@ -88,6 +105,7 @@ class Raft {
   Index last_applied() const { return last_applied_; }
   const Log& log() const { return log_; }
   const Config& config() const { return config_; }
+  const DropCounts& drops() const { return drops_; }
 
  private:
   // Role transitions (§5.2).
@@ -106,6 +124,7 @@ class Raft {
   void tick_heartbeat();
   void reset_election_timer();
   bool in_leader_lease() const;
+  bool well_formed(const Message& m);
 
   void send(Message m);
   bool send_append(const NodeId& peer, bool allow_empty);
@@ -156,6 +175,7 @@ class Raft {
   std::vector<PendingRead> pending_reads_;
   std::uint64_t read_round_ = 0;  // counter of confirming heartbeat rounds
 
+  DropCounts drops_;
   std::vector<Message> outbox_;
   std::vector<std::uint64_t> quorum_scratch_;  // reused by maybe_commit() and release_reads()
   std::vector<ReadState> ready_reads_;

@@ -13,6 +13,11 @@ using Term = std::uint64_t;
 using Index = std::uint64_t;  // log indexes start at 1; 0 means "before the log"
 using NodeId = std::string;
 
+// The largest term or index the core accepts or creates: 2^53 - 1, the range
+// a JSON number carries exactly (PROTOCOL.md v1.1). Keeping every number this
+// far below 2^64 means term + 1 and index + n can never wrap.
+inline constexpr std::uint64_t kMaxNumber = (std::uint64_t{1} << 53) - 1;
+
 enum class EntryType : std::uint8_t {
   Noop = 0,     // appended by each new leader (§8: commits an entry of its term)
   Command = 1,  // opaque payload for the replicated state machine

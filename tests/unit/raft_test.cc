@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -439,6 +440,175 @@ TEST(ReadIndex, ReplyToRoundSentBeforeTheReadDoesNotConfirmIt) {
   c.queue_ = confirming;
   c.deliver();
   EXPECT_EQ(c.reads_["n1"].size(), 1u);
+}
+
+
+// ---- Nothing from the wire is trusted beyond what the receiver can check ----
+// Each test replays one datagram an attacker on the same host could send (the
+// peer MAC stops forgeries at the node; these rules hold even without it).
+
+// A steady 3-node cluster with n1 leading and a few entries committed.
+Cluster steady_cluster() {
+  Cluster c(3);
+  c.elect("n1");
+  c.propose("n1", "a");
+  c.propose("n1", "b");
+  for (int i = 0; i < 3; ++i) {
+    c.tick("n1");
+    c.deliver();
+  }
+  return c;
+}
+
+Message forged_append(const Cluster& c, const std::string& from, const std::string& to, raft::Term term) {
+  (void)c;
+  Message m;
+  m.type = MessageType::AppendEntries;
+  m.from = from;
+  m.to = to;
+  m.term = term;
+  return m;
+}
+
+TEST(Untrusted, TermBeyondTwoToThe53IsDroppedAndChangesNothing) {
+  Cluster c = steady_cluster();
+  raft::Term term = c.node("n2").current_term();
+  Message m = forged_append(c, "n1", "n2", std::numeric_limits<std::uint64_t>::max());
+  c.node("n2").step(m);
+  c.flush("n2");
+  EXPECT_EQ(c.node("n2").current_term(), term);
+  EXPECT_EQ(c.node("n2").drops().out_of_range, 1u);
+  m.term = raft::kMaxNumber + 1;
+  c.node("n2").step(m);
+  EXPECT_EQ(c.node("n2").current_term(), term);
+  EXPECT_EQ(c.node("n2").drops().out_of_range, 2u);
+}
+
+TEST(Untrusted, NodeAtTheLastTermNeverWrapsToZero) {
+  Cluster c(3, /*pre_vote=*/true);
+  // Reach the last term legitimately (a message exactly at the bound is valid).
+  Message m = forged_append(c, "n1", "n2", raft::kMaxNumber);
+  c.node("n2").step(m);
+  c.flush("n2");
+  ASSERT_EQ(c.node("n2").current_term(), raft::kMaxNumber);
+  c.queue_.clear();
+  c.tick("n2", 100);  // many election timeouts
+  EXPECT_EQ(c.node("n2").current_term(), raft::kMaxNumber);
+  EXPECT_NE(c.node("n2").role(), Role::Leader);
+  for (const Message& sent : c.queue_) EXPECT_NE(sent.type, MessageType::RequestVote) << "term + 1 would wrap";
+}
+
+TEST(Untrusted, HugeMatchIndexIsDroppedNotRead) {
+  Cluster c = steady_cluster();
+  Index commit = c.node("n1").commit_index();
+  Message m;
+  m.type = MessageType::AppendEntriesReply;
+  m.from = "n2";
+  m.to = "n1";
+  m.term = c.node("n1").current_term();
+  m.success = true;
+  m.match_index = 1'000'000'000'000'000'000ULL;
+  c.node("n1").step(m);  // used to index past the log: SIGSEGV
+  c.flush("n1");
+  EXPECT_EQ(c.node("n1").commit_index(), commit);
+  EXPECT_EQ(c.node("n1").drops().out_of_range, 1u);
+}
+
+TEST(Untrusted, MatchIndexBeyondWhatWasSentIsIgnoredAndReplicationGoesOn) {
+  Cluster c = steady_cluster();
+  Index last = c.node("n1").log().last_index();
+  c.queue_.clear();
+  // n2 "claims" entries the leader has not sent it yet (they exist in the
+  // leader's log, so no bound on the log alone catches this).
+  for (int i = 0; i < 3; ++i) c.node("n1").propose("x" + std::to_string(i));
+  Message m;
+  m.type = MessageType::AppendEntriesReply;
+  m.from = "n2";
+  m.to = "n1";
+  m.term = c.node("n1").current_term();
+  m.success = true;
+  m.match_index = last + 3;
+  c.node("n1").step(m);
+  EXPECT_EQ(c.node("n1").drops().unsent_match, 1u);
+  // The entries still reach n2 and commit with a real majority.
+  for (int i = 0; i < 3; ++i) {
+    c.tick("n1");
+    c.deliver();
+  }
+  EXPECT_EQ(c.node("n2").log().last_index(), last + 3);
+  EXPECT_EQ(c.node("n1").commit_index(), last + 3);
+}
+
+TEST(Untrusted, ReadRoundFromTheFutureIsIgnoredAndReadsKeepWorking) {
+  Cluster c = steady_cluster();
+  Message m;
+  m.type = MessageType::AppendEntriesReply;
+  m.from = "n2";
+  m.to = "n1";
+  m.term = c.node("n1").current_term();
+  m.success = true;
+  m.match_index = c.node("n1").log().last_index();
+  m.read_round = std::uint64_t{1} << 52;  // in range, but a round n1 never started
+  c.node("n1").step(m);
+  EXPECT_EQ(c.node("n1").drops().future_read_round, 1u);
+  // A read must still wait for a real majority round ...
+  c.queue_.clear();
+  c.node("n1").read_index(5);
+  c.flush("n1");
+  c.node("n1").step(m);  // the forged round again: must not release it
+  c.flush("n1");
+  EXPECT_TRUE(c.reads_["n1"].empty());
+  // ... and is released by it.
+  c.deliver();
+  ASSERT_EQ(c.reads_["n1"].size(), 1u);
+  EXPECT_EQ(c.reads_["n1"][0].ctx, 5u);
+}
+
+TEST(Untrusted, EntriesWithDecreasingOrFutureTermsAreDroppedWhole) {
+  Cluster c = steady_cluster();
+  const raft::Term term = c.node("n2").current_term();
+  const Index last = c.node("n2").log().last_index();
+  const auto entry = [](raft::Term t, Index i) {
+    Entry e;
+    e.term = t;
+    e.index = i;
+    e.data = "forged";
+    return e;
+  };
+  struct Case {
+    const char* why;
+    std::vector<Entry> entries;
+  };
+  std::vector<Case> cases = {
+      {"term below prev_log_term", {entry(term - 1 == 0 ? 0 : term - 1, last + 1)}},
+      {"decreasing terms", {entry(term, last + 1), entry(term - 1, last + 2)}},
+      {"term above the message's term", {entry(term + 1, last + 1)}},
+      {"index gap", {entry(term, last + 2)}},
+  };
+  for (const Case& k : cases) {
+    Message m = forged_append(c, "n1", "n2", term);
+    m.prev_log_index = last;
+    m.prev_log_term = c.node("n2").log().term(last);
+    m.entries = k.entries;
+    m.leader_commit = last + 2;
+    std::uint64_t before = c.node("n2").drops().bad_entries;
+    c.node("n2").step(m);
+    c.flush("n2");
+    EXPECT_EQ(c.node("n2").drops().bad_entries, before + 1) << k.why;
+    EXPECT_EQ(c.node("n2").log().last_index(), last) << k.why;
+    EXPECT_EQ(c.disks_["n2"].entries.size(), last) << k.why;
+  }
+}
+
+TEST(Untrusted, PendingReadsAreBounded) {
+  Cluster c = steady_cluster();
+  const std::size_t limit = c.node("n1").config().max_pending_reads;
+  std::size_t accepted = 0;
+  for (std::uint64_t ctx = 1; ctx <= limit + 10; ++ctx) accepted += c.node("n1").read_index(ctx) ? 1 : 0;
+  EXPECT_EQ(accepted, limit);
+  c.deliver();
+  EXPECT_EQ(c.reads_["n1"].size(), limit);
+  EXPECT_TRUE(c.node("n1").read_index(99999)) << "room again once the reads were served";
 }
 
 }  // namespace
