@@ -1,5 +1,6 @@
-// Small pieces shared by the log and the meta file: an owning file
-// descriptor, little-endian integers, and errors that name the file.
+// Small pieces shared by the log, the meta file, the identity and the space
+// reserve: an owning file descriptor, little-endian integers, whole-file and
+// atomic writes, and errors that name the file (and say when the disk is full).
 #pragma once
 
 #include <unistd.h>
@@ -7,16 +8,21 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
-#include "storage/log_store.h"
+#include "storage/errors.h"
 
 namespace storage::io {
 
-[[noreturn]] inline void throw_io(const std::string& what, const std::string& path, int err) {
-  throw StorageError(what + " " + path + ": " + std::strerror(err));
-}
+// ENOSPC, and EDQUOT (a quota is a full disk for this process too).
+bool is_disk_full_errno(int err);
+
+// Throws DiskFull when err says the disk is full, StorageError otherwise:
+// "<what> <path>: <strerror>", plus a plain "the disk is full" for DiskFull.
+[[noreturn]] void throw_io(const std::string& what, const std::string& path, int err);
 
 // Closes the descriptor unless released.
 class FdGuard {
@@ -36,6 +42,23 @@ class FdGuard {
  private:
   int fd_;
 };
+
+// Returns 0 or the errno of the first failure. Retries EINTR and short writes.
+int pwrite_all(int fd, const char* data, std::size_t n, std::uint64_t offset);
+// Reads the whole file behind fd (its size at the time of the call).
+std::string read_all(int fd, const std::string& path);
+// The contents of path, or nullopt when it does not exist. Never modifies it.
+std::optional<std::string> read_file_if_exists(const std::string& path);
+bool file_exists(const std::string& path);
+// A newly created or renamed file is only reachable after a crash once its
+// directory entry is durable too.
+void fsync_directory(const std::string& dir);
+// Replaces dir/name with bytes so that a crash leaves either the old or the
+// new file, never a mix: write dir/name.tmp, fsync, rename, fsync dir.
+void write_file_atomically(const std::string& dir, const std::string& name, std::string_view bytes);
+void create_directories(const std::string& dir);
+std::string join(const std::string& dir, const std::string& name);
+bool all_zero(std::string_view bytes);
 
 inline void put_u32(char* out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);

@@ -24,36 +24,17 @@ constexpr std::size_t kLengthBytes = 4;
 constexpr std::size_t kCrcBytes = 4;
 constexpr std::size_t kMinFileBytes = kTermBytes + kLengthBytes + kCrcBytes;
 
-std::string meta_path(const std::string& dir) { return (std::filesystem::path(dir) / "meta").string(); }
+std::string meta_path(const std::string& dir) { return join(dir, "meta"); }
 
 }  // namespace
 
-MetaStore::MetaStore(const std::string& dir) : dir_(dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec) throw StorageError("cannot create directory " + dir_ + ": " + ec.message());
-}
+MetaStore::MetaStore(const std::string& dir) : dir_(dir) { create_directories(dir_); }
 
 raft::HardState MetaStore::load() const {
   const std::string path = meta_path(dir_);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return {};  // never saved: term 0, no vote
-    throw_io("cannot open", path, errno);
-  }
-  FdGuard guard(fd);
-
-  std::string bytes;
-  char chunk[4096];
-  for (;;) {
-    const ssize_t got = ::read(fd, chunk, sizeof chunk);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      throw_io("cannot read", path, errno);
-    }
-    if (got == 0) break;
-    bytes.append(chunk, static_cast<std::size_t>(got));
-  }
+  const std::optional<std::string> file = read_file_if_exists(path);
+  if (!file) return {};  // never saved: term 0, no vote
+  const std::string& bytes = *file;
 
   // The file is only ever replaced by rename, so any damage here is real
   // corruption, never a torn write: refuse rather than forget a vote.
@@ -82,46 +63,29 @@ raft::HardState MetaStore::load() const {
 }
 
 void MetaStore::save(const raft::HardState& state) {
-  const std::string path = meta_path(dir_);
-  const std::string tmp_path = path + ".tmp";
-
   std::string bytes;
   bytes.reserve(kMinFileBytes + state.voted_for.size());
   append_u64(bytes, state.current_term);
   append_u32(bytes, static_cast<std::uint32_t>(state.voted_for.size()));
   bytes += state.voted_for;
   append_u32(bytes, crc32c(bytes.data(), bytes.size()));
+  write_file_atomically(dir_, "meta", bytes);
+}
 
-  {
-    // O_TRUNC: a leftover temp file from a crash mid-save is simply overwritten.
-    const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw_io("cannot create", tmp_path, errno);
-    FdGuard guard(fd);
-    const char* data = bytes.data();
-    std::size_t left = bytes.size();
-    while (left > 0) {
-      const ssize_t written = ::write(fd, data, left);
-      if (written < 0) {
-        if (errno == EINTR) continue;
-        throw_io("cannot write", tmp_path, errno);
-      }
-      if (written == 0) throw_io("cannot write", tmp_path, EIO);
-      data += written;
-      left -= static_cast<std::size_t>(written);
-    }
-    // The contents must be durable before the rename can expose them.
-    if (::fsync(fd) != 0) throw_io("cannot fsync", tmp_path, errno);
-    if (guard.close() != 0) throw_io("cannot close", tmp_path, errno);
-  }
+raft::HardState MetaStore::load(std::uint64_t log_entries) const {
+  check_meta_present(dir_, log_entries);
+  return load();
+}
 
-  if (::rename(tmp_path.c_str(), path.c_str()) != 0) throw_io("cannot rename " + tmp_path + " to", path, errno);
-
-  // The rename itself lives in the directory: without this a crash could bring
-  // back the old term and vote after we acted on the new ones.
-  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) throw_io("cannot open directory", dir_, errno);
-  FdGuard dir_guard(dir_fd);
-  if (::fsync(dir_fd) != 0) throw_io("cannot fsync directory", dir_, errno);
+void check_meta_present(const std::string& dir, std::uint64_t log_entries) {
+  if (log_entries == 0) return;  // a fresh node: term 0, no vote, is the truth
+  const std::string path = meta_path(dir);
+  if (file_exists(path)) return;
+  // Entries exist only after a term was reached, and the shell saves the term
+  // before the entries; so the term and vote were lost, not never written.
+  throw StorageError(path + " is missing but " + join(dir, "log") + " holds " + std::to_string(log_entries) +
+                     " entries: the term and vote are lost, so this node could vote twice in a term; "
+                     "refusing to start");
 }
 
 }  // namespace storage
