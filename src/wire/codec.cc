@@ -2,11 +2,13 @@
 
 #include <cstdint>
 #include <exception>
-#include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "wire/fields.h"
 
 namespace wire {
 namespace {
@@ -20,87 +22,25 @@ using Kind = DecodeError::Kind;
 // 32k nested brackets.
 constexpr int kMaxNestingDepth = 32;
 
-// Thrown inside this file only, and always caught by decode(): it lets the
-// field readers below stop at the first problem without threading error codes
-// through every call.
-struct Invalid {
-  Kind kind;
-  std::string message;
-};
+// The codec's bound and the core's must agree: what decode() accepts, step()
+// must not drop as out of range, and what the core creates must encode.
+static_assert(kMaxWireInteger == raft::kMaxNumber);
 
-[[noreturn]] void fail(const std::string& field, const std::string& what,
-                       Kind kind = Kind::Malformed) {
-  throw Invalid{kind, "field '" + field + "': " + what};
-}
-
-// Says what a value is, precisely enough to tell -1, 1.5 and 1e30 apart from
-// a valid unsigned integer.
-std::string describe(const json& v) {
-  if (v.is_number_integer() && !v.is_number_unsigned()) return "a negative integer";
-  if (v.is_number_float()) return "a non-integer or out-of-range number";
-  if (v.is_number_unsigned()) return "an integer";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return v.type_name();
-}
-
-const json* find(const json& object, const char* key) {
-  // Never object[key] on a const json: that is undefined for missing keys.
-  const auto it = object.find(key);
-  return it == object.end() ? nullptr : &*it;
-}
-
-const json& require(const json& object, const char* key, const std::string& name) {
-  const json* v = find(object, key);
-  if (v == nullptr) fail(name, "missing");
-  return *v;
-}
-
-std::string as_string(const json& v, const std::string& name) {
-  if (!v.is_string()) fail(name, "expected a string, got " + describe(v));
-  return v.get<std::string>();
-}
-
-std::uint64_t as_u64(const json& v, const std::string& name) {
-  // nlohmann parses non-negative integers that fit in 64 bits as
-  // number_unsigned; negatives, fractions and larger integers land elsewhere.
-  if (!v.is_number_unsigned()) {
-    fail(name, "expected a non-negative integer that fits in 64 bits, got " + describe(v));
-  }
-  return v.get<std::uint64_t>();
-}
-
-bool as_bool(const json& v, const std::string& name) {
-  if (!v.is_boolean()) fail(name, "expected a boolean, got " + describe(v));
-  return v.get<bool>();
-}
-
-std::string get_string(const json& o, const char* key) { return as_string(require(o, key, key), key); }
-std::uint64_t get_u64(const json& o, const char* key) { return as_u64(require(o, key, key), key); }
-bool get_bool(const json& o, const char* key) { return as_bool(require(o, key, key), key); }
-
-std::uint64_t get_u64_or(const json& o, const char* key, std::uint64_t fallback) {
-  const json* v = find(o, key);
-  return v == nullptr ? fallback : as_u64(*v, key);
-}
-bool get_bool_or(const json& o, const char* key, bool fallback) {
-  const json* v = find(o, key);
-  return v == nullptr ? fallback : as_bool(*v, key);
-}
-std::string get_string_or_empty(const json& o, const char* key) {
-  const json* v = find(o, key);
-  return v == nullptr ? std::string() : as_string(*v, key);
-}
-// A string field where JSON null (or absence) means "none".
-std::string get_nullable_string(const json& o, const char* key) {
-  const json* v = find(o, key);
-  if (v == nullptr || v->is_null()) return {};
-  if (!v->is_string()) fail(key, "expected a string or null, got " + describe(*v));
-  return v->get<std::string>();
-}
+using fields::Invalid;
+using fields::as_bool;
+using fields::as_string;
+using fields::as_u64;
+using fields::describe;
+using fields::fail;
+using fields::find;
+using fields::get_bool;
+using fields::get_bool_or;
+using fields::get_nullable_string;
+using fields::get_string;
+using fields::get_string_or_empty;
+using fields::get_u64;
+using fields::get_u64_or;
+using fields::require;
 
 bool nesting_too_deep(std::string_view text) {
   // A lexical scan: brackets inside strings do not count. Invalid JSON may
@@ -145,7 +85,9 @@ void salvage(const json& doc, DecodeError& err) {
   if (const json* v = find(doc, "src"); v != nullptr && v->is_string()) err.src = v->get<std::string>();
   if (const json* v = find(doc, "dest"); v != nullptr && v->is_string()) err.dest = v->get<std::string>();
   if (err.type == "client_request") {
-    if (const json* v = find(doc, "seq"); v != nullptr && v->is_number_unsigned()) {
+    // An out-of-range seq stays 0: the bad_request that echoes it must itself
+    // carry only numbers below 2^53.
+    if (const json* v = find(doc, "seq"); v != nullptr && fields::is_wire_integer(*v)) {
       err.seq = v->get<std::uint64_t>();
     }
   }
@@ -247,14 +189,47 @@ StatusReply decode_status_reply(const json& doc, std::string src, std::string de
   r.last_applied = get_u64(doc, "last_applied");
   r.last_log_index = get_u64(doc, "last_log_index");
   if (find(doc, "voted_for") != nullptr) r.voted_for = get_nullable_string(doc, "voted_for");
+  r.disk_full = get_bool_or(doc, "disk_full", false);
+  if (const json* drops = find(doc, "peer_drops"); drops != nullptr) {
+    if (!drops->is_object()) fail("peer_drops", "expected an object, got " + describe(*drops));
+    for (const auto& [reason, count] : drops->items()) {
+      r.peer_drops.emplace_back(reason, as_u64(count, "peer_drops." + reason));
+    }
+  }
   return r;
 }
 
-std::vector<raft::Entry> decode_entries(const json& doc, raft::Index prev_log_index) {
+// The checks below are stateless: each follows from how a correct leader,
+// candidate or follower builds the message (src/raft/raft.cc), so a message
+// that breaks one is corrupt or forged and is dropped whole before the core
+// sees it. The core re-checks the ones that guard its own safety.
+
+std::string above_term(std::uint64_t value, std::uint64_t term) {
+  return std::to_string(value) + " is above the message's term " + std::to_string(term);
+}
+
+// Index 0 means "before the log", whose term is 0; every real entry has a term
+// of at least 1. A pair that breaks this describes no possible log (a
+// request_vote claiming an empty log of term 99 would win votes it should not).
+void check_log_position(raft::Index index, raft::Term term, const char* index_name,
+                        const char* term_name) {
+  if (index == 0 && term != 0) {
+    fail(term_name, "must be 0 when " + std::string(index_name) + " is 0, got " + std::to_string(term));
+  }
+  if (index > 0 && term == 0) {
+    fail(term_name, "must be >= 1 when " + std::string(index_name) + " is " + std::to_string(index));
+  }
+}
+
+std::vector<raft::Entry> decode_entries(const json& doc, const raft::Message& m) {
   const json& list = require(doc, "entries", "entries");
   if (!list.is_array()) fail("entries", "expected an array, got " + describe(list));
   std::vector<raft::Entry> entries;
   entries.reserve(list.size());
+  // A leader's log never decreases in term (it only appends entries of its
+  // current term), so the entries start at or above prev_log_term, never
+  // fall, and never exceed the term the leader is sending in (§5.3).
+  raft::Term previous = m.prev_log_index > 0 ? m.prev_log_term : 1;
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string name = "entries[" + std::to_string(i) + "]";
     const json& e = list[i];
@@ -263,13 +238,21 @@ std::vector<raft::Entry> decode_entries(const json& doc, raft::Index prev_log_in
     entry.term = as_u64(require(e, "term", name + ".term"), name + ".term");
     entry.index = as_u64(require(e, "index", name + ".index"), name + ".index");
     // Entries are consecutive after prev_log_index; anything else would make
-    // the follower's log inconsistency check meaningless.
+    // the follower's log inconsistency check meaningless. Both operands are
+    // below 2^53, so the sum cannot wrap.
     const std::uint64_t offset = static_cast<std::uint64_t>(i) + 1;
-    if (prev_log_index > std::numeric_limits<std::uint64_t>::max() - offset ||
-        entry.index != prev_log_index + offset) {
+    if (entry.index != m.prev_log_index + offset) {
       fail(name + ".index", "expected prev_log_index + " + std::to_string(offset) + ", got " +
                                 std::to_string(entry.index));
     }
+    if (entry.term > m.term) fail(name + ".term", above_term(entry.term, m.term));
+    if (entry.term < previous) {
+      if (i == 0 && m.prev_log_index == 0) fail(name + ".term", "must be >= 1 (terms start at 1)");
+      fail(name + ".term", std::to_string(entry.term) + " is below " +
+                               (i == 0 ? "prev_log_term " : "the previous entry's term ") +
+                               std::to_string(previous) + " (a leader's log never decreases in term)");
+    }
+    previous = entry.term;
     std::string type = "command";
     if (const json* t = find(e, "type"); t != nullptr) type = as_string(*t, name + ".type");
     if (type == "noop") {
@@ -288,6 +271,27 @@ std::vector<raft::Entry> decode_entries(const json& doc, raft::Index prev_log_in
   return entries;
 }
 
+// A rejection names the prev_log_index it rejected and hints at or before it;
+// a success names only how far the follower matches (raft.cc,
+// step_append_entries and the stale-term answer in step).
+void check_append_reply(const raft::Message& m) {
+  if (m.success) {
+    if (m.reject_index != 0) fail("reject_index", "must be 0 when success is true");
+    if (m.conflict_index != 0) fail("conflict_index", "must be 0 when success is true");
+    if (m.conflict_term != 0) fail("conflict_term", "must be 0 when success is true");
+    return;
+  }
+  if (m.match_index != 0) fail("match_index", "must be 0 when success is false");
+  if (m.conflict_index > m.reject_index) {
+    fail("conflict_index", std::to_string(m.conflict_index) + " is above reject_index " +
+                               std::to_string(m.reject_index));
+  }
+  // conflict_term is the term of an entry in the follower's log, and no
+  // entry there is newer than the follower's term (it persists its term
+  // before the entries that need it).
+  if (m.conflict_term > m.term) fail("conflict_term", above_term(m.conflict_term, m.term));
+}
+
 raft::Message decode_raft(const json& doc, raft::MessageType type, std::string src,
                           std::string dest) {
   raft::Message m;
@@ -295,10 +299,17 @@ raft::Message decode_raft(const json& doc, raft::MessageType type, std::string s
   m.from = std::move(src);
   m.to = std::move(dest);
   m.term = get_u64(doc, "term");
+  // Terms start at 1 and a candidate or leader always speaks in its own
+  // (incremented) term; only replies may carry a node's initial term 0.
+  const bool request = type == raft::MessageType::RequestVote || type == raft::MessageType::AppendEntries;
+  if (request && m.term == 0) fail("term", "must be >= 1 (terms start at 1)");
   switch (type) {
     case raft::MessageType::RequestVote:
       m.last_log_index = get_u64(doc, "last_log_index");
       m.last_log_term = get_u64(doc, "last_log_term");
+      // A candidate's log holds no entry newer than the term it asks for.
+      if (m.last_log_term > m.term) fail("last_log_term", above_term(m.last_log_term, m.term));
+      check_log_position(m.last_log_index, m.last_log_term, "last_log_index", "last_log_term");
       m.pre_vote = get_bool_or(doc, "pre_vote", false);
       break;
     case raft::MessageType::RequestVoteReply:
@@ -308,9 +319,11 @@ raft::Message decode_raft(const json& doc, raft::MessageType type, std::string s
     case raft::MessageType::AppendEntries:
       m.prev_log_index = get_u64(doc, "prev_log_index");
       m.prev_log_term = get_u64(doc, "prev_log_term");
+      if (m.prev_log_term > m.term) fail("prev_log_term", above_term(m.prev_log_term, m.term));
+      check_log_position(m.prev_log_index, m.prev_log_term, "prev_log_index", "prev_log_term");
       m.leader_commit = get_u64(doc, "leader_commit");
       m.read_round = get_u64_or(doc, "read_round", 0);
-      m.entries = decode_entries(doc, m.prev_log_index);
+      m.entries = decode_entries(doc, m);
       break;
     case raft::MessageType::AppendEntriesReply:
       m.success = get_bool(doc, "success");
@@ -319,6 +332,7 @@ raft::Message decode_raft(const json& doc, raft::MessageType type, std::string s
       m.conflict_index = get_u64_or(doc, "conflict_index", 0);
       m.conflict_term = get_u64_or(doc, "conflict_term", 0);
       m.read_round = get_u64_or(doc, "read_round", 0);
+      check_append_reply(m);
       break;
   }
   return m;
@@ -531,6 +545,12 @@ std::string encode(const StatusReply& r) {
   j["last_applied"] = r.last_applied;
   j["last_log_index"] = r.last_log_index;
   j["voted_for"] = r.voted_for.empty() ? json(nullptr) : json(r.voted_for);
+  j["disk_full"] = r.disk_full;
+  if (!r.peer_drops.empty()) {
+    json drops = json::object();
+    for (const auto& [reason, count] : r.peer_drops) drops[reason] = count;
+    j["peer_drops"] = std::move(drops);
+  }
   return dump(j);
 }
 

@@ -1,5 +1,9 @@
 // JSON encoding and strict decoding of every datagram in PROTOCOL.md.
-// Decoding never throws: bad input yields a DecodeError that says why.
+// Decoding never throws: bad input yields a DecodeError that says why. What it
+// accepts holds only integers up to kMaxWireInteger, and Raft messages that
+// pass the stateless consistency rules a correct sender never breaks (entries
+// contiguous and in non-decreasing terms no later than the message's term, and
+// the like; see codec.cc).
 #pragma once
 
 #include <string>

@@ -1,9 +1,13 @@
 // Client-facing messages of PROTOCOL.md ("Client requests" and "Status").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
+#include <string_view>
 
 namespace wire {
 
@@ -12,6 +16,11 @@ inline constexpr std::size_t kMaxDatagramBytes = 65507;
 inline constexpr std::size_t kMaxKeyBytes = 256;
 inline constexpr std::size_t kMaxValueBytes = 16 * 1024;
 inline constexpr std::size_t kMaxClientIdBytes = 64;
+
+// Shared contract v1.1: every integer on the wire is below 2^53, the range a
+// JSON number carries exactly (a double has 53 bits of mantissa). decode()
+// rejects anything larger, naming the field.
+inline constexpr std::uint64_t kMaxWireInteger = (std::uint64_t{1} << 53) - 1;
 
 enum class Op : std::uint8_t { Get, Set, Cas, Delete };
 const char* to_string(Op op);
@@ -25,6 +34,8 @@ struct ClientRequest {
   std::string value;     // set, cas
   std::string expected;  // cas
   bool local = false;    // get with "consistency":"local"
+
+  bool operator==(const ClientRequest&) const = default;
 };
 
 struct ClientReply {
@@ -36,11 +47,15 @@ struct ClientReply {
   std::string error;                 // not_leader, cas_failed, bad_request, too_large; empty when ok
   std::string leader;                // with not_leader, when known
   std::string message;               // human-readable detail; always set with bad_request
+
+  bool operator==(const ClientReply&) const = default;
 };
 
 struct StatusRequest {
   std::string src;
   std::string dest;
+
+  bool operator==(const StatusRequest&) const = default;
 };
 
 struct StatusReply {
@@ -56,6 +71,12 @@ struct StatusReply {
   // Extension: the vote in `term` (empty encodes as null). Lets the
   // reference tests check that a vote survives a crash.
   std::string voted_for;
+  // Extension (v1.1): the node started on a (nearly) full disk and takes no writes.
+  bool disk_full = false;
+  // Extension: peer datagrams dropped since start, by reason (docs/PROTOCOL.md).
+  std::vector<std::pair<std::string, std::uint64_t>> peer_drops;
+
+  bool operator==(const StatusReply&) const = default;
 };
 
 // PROTOCOL.md: 1–64 characters of [A-Za-z0-9_.:-].
