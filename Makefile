@@ -22,7 +22,7 @@ PROGRAMS := node client setup launcher proxy lincheck
 
 # Debian packages needed to build and test.
 DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
-        libgtest-dev libedit-dev python3-pytest
+        libgtest-dev libedit-dev libsodium-dev python3-pytest
 
 .DEFAULT_GOAL := all
 .PHONY: all programs configure links deps test cluster clean distclean help

@@ -1,5 +1,6 @@
 // setup: writes the server and client config files of a local cluster in
-// PROTOCOL.md's format ("Configs").
+// PROTOCOL.md's format ("Configs"), and the cluster key their peers
+// authenticate each other with (src/auth/peer_auth.h).
 //
 // Exit status: 0 on success, 1 when the files cannot be written (or would
 // overwrite existing ones without --force), 2 on bad arguments.
@@ -19,6 +20,7 @@
 #include <system_error>
 #include <vector>
 
+#include "auth/peer_auth.h"
 #include "config/config.h"
 
 namespace fs = std::filesystem;
@@ -32,6 +34,9 @@ const char* const kUsage =
     "usage: setup [N] [M] [options]\n"
     "Writes DIR/server-1.json ... DIR/server-N.json and DIR/client-1.json ... DIR/client-M.json.\n"
     "Server i has id n<i>, listens on HOST:(P+i-1) and keeps its state in data/n<i>.\n"
+    "Also writes DIR/cluster.key (mode 0600), a fresh random key with which the servers\n"
+    "authenticate each other's messages, and gives every server config a fresh random\n"
+    "cluster_id; nodes refuse peer messages of any other cluster. Clients need no key.\n"
     "\n"
     "  N                              number of servers, 1-99 (default 5)\n"
     "  M                              number of clients, 0-999 (default 3)\n"
@@ -42,7 +47,7 @@ const char* const kUsage =
     "  --election-timeout-ms MIN,MAX  randomized election timeout range (default 150,300)\n"
     "  --request-timeout-ms MS        client's wait before retrying (default 500)\n"
     "  --deadline-ms MS               client's overall deadline per command (default 10000)\n"
-    "  --force                        overwrite existing configs and delete stale ones\n"
+    "  --force                        overwrite existing configs and cluster.key, delete stale configs\n"
     "  --help                         show this help\n";
 
 // Thrown for anything the user typed wrong; main() turns it into exit 2.
@@ -204,7 +209,12 @@ std::optional<int> numbered_name(const std::string& name, std::string_view prefi
   return std::stoi(std::string(digits));
 }
 
+constexpr const char* kKeyFileName = "cluster.key";
+
 bool is_config_name(const std::string& name) {
+  // A key left from an earlier run belongs to configs that may still be in
+  // use elsewhere; replacing it needs --force as much as they do.
+  if (name == kKeyFileName) return true;
   // Matches the glob server-*.json / client-*.json, the files that a node or
   // the launcher might pick up as part of the cluster.
   for (std::string_view prefix : {"server-", "client-"}) {
@@ -262,6 +272,16 @@ void run(const Options& options) {
   fs::create_directories(dir, ec);
   if (ec) throw SetupError("cannot create directory " + dir.string() + ": " + ec.message());
 
+  // The key first: a server config never names a key file that is not there.
+  // The path is the one setup was given (e.g. configs/cluster.key), which the
+  // node resolves from the directory it is started in, as it does data_dir.
+  const fs::path key_path = dir / kKeyFileName;
+  auth::write_key_file(key_path.string());
+  std::cout << "wrote " << key_path.string() << "\n";
+  // Fresh per run: nodes of an older cluster (same ports, other key) that
+  // are still running are then refused as foreign, and say so in their logs.
+  const std::string cluster_id = auth::random_cluster_id();
+
   std::vector<config::ServerRef> servers;
   for (int i = 1; i <= options.servers; ++i) {
     servers.push_back({server_id(i), config::Address{options.host,
@@ -279,6 +299,8 @@ void run(const Options& options) {
     server.params.heartbeat_interval_ms = options.heartbeat_ms;
     server.params.election_timeout_min_ms = options.election_min_ms;
     server.params.election_timeout_max_ms = options.election_max_ms;
+    server.cluster_id = cluster_id;
+    server.cluster_key_file = key_path.string();
 
     const fs::path path = dir / ("server-" + std::to_string(i) + ".json");
     const std::string text = config::to_json(server);

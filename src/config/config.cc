@@ -49,8 +49,8 @@ std::string describe(const json& v) {
 
 // Same rule as wire::is_valid_client_id (PROTOCOL.md: 1-64 characters of
 // [A-Za-z0-9_.:-]), repeated here because the config library must not depend
-// on the wire library.
-bool is_valid_client_id(std::string_view id) {
+// on the wire library. Cluster ids follow it too (auth::is_valid_cluster_id).
+bool is_valid_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (const char c : id) {
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -132,6 +132,17 @@ std::vector<ServerRef> as_server_list(const json& v, const std::string& name) {
   return list;
 }
 
+// Configs written before peer authentication lack these fields; the fix is
+// a fresh set of configs and key, so say so rather than just "missing".
+const json& require_auth_field(const json& doc, const char* key) {
+  const json* v = find(doc, key);
+  if (v == nullptr) {
+    fail(key, "missing; this config predates peer authentication, rerun ./setup --force "
+              "to write new configs and a cluster key");
+  }
+  return *v;
+}
+
 const json* optional_object(const json& doc, const char* key) {
   const json* v = find(doc, key);
   if (v != nullptr && !v->is_object()) fail(key, "expected an object, got " + describe(*v));
@@ -148,6 +159,19 @@ ServerConfig parse_server(const json& doc) {
     if (c.peers[i].id == c.id) {
       fail("peers[" + std::to_string(i) + "].id", "'" + c.id + "' is this server's own id");
     }
+  }
+
+  const json& cluster_id = require_auth_field(doc, "cluster_id");
+  if (!cluster_id.is_string() || !is_valid_id(cluster_id.get<std::string>())) {
+    fail("cluster_id",
+         "expected a cluster id of 1-64 characters of [A-Za-z0-9_.:-], got " + cluster_id.dump());
+  }
+  c.cluster_id = cluster_id.get<std::string>();
+  c.cluster_key_file =
+      as_non_empty_string(require_auth_field(doc, "cluster_key_file"), "cluster_key_file");
+  if (const json* v = find(doc, "peers_behind_proxy"); v != nullptr) {
+    if (!v->is_boolean()) fail("peers_behind_proxy", "expected true or false, got " + describe(*v));
+    c.peers_behind_proxy = v->get<bool>();
   }
 
   if (const json* params = optional_object(doc, "params"); params != nullptr) {
@@ -181,7 +205,7 @@ ServerConfig parse_server(const json& doc) {
 ClientConfig parse_client(const json& doc) {
   ClientConfig c;
   const json& id = require(doc, "id", "id");
-  if (!id.is_string() || !is_valid_client_id(id.get<std::string>())) {
+  if (!id.is_string() || !is_valid_id(id.get<std::string>())) {
     fail("id", "expected a client id of 1-64 characters of [A-Za-z0-9_.:-], got " + id.dump());
   }
   c.id = id.get<std::string>();
@@ -330,6 +354,9 @@ std::string to_json(const ServerConfig& config) {
   doc["listen"] = config.listen.to_string();
   doc["data_dir"] = config.data_dir;
   doc["peers"] = server_list_json(config.peers);
+  doc["cluster_id"] = config.cluster_id;
+  doc["cluster_key_file"] = config.cluster_key_file;
+  doc["peers_behind_proxy"] = config.peers_behind_proxy;
   doc["params"] = {
       {"heartbeat_interval_ms", config.params.heartbeat_interval_ms},
       {"election_timeout_ms",

@@ -38,6 +38,17 @@ struct ServerConfig {
   std::string data_dir;
   std::vector<ServerRef> peers;
   ServerParams params;
+  // Peer authentication (src/auth): every server-to-server datagram carries
+  // cluster_id and a MAC made with the key in cluster_key_file. The config
+  // keeps only the path (relative paths are taken from the directory the
+  // node starts in, as data_dir is); the node loads the key, so this library
+  // needs no crypto.
+  std::string cluster_id;  // 1-64 characters of [A-Za-z0-9_.:-]
+  std::string cluster_key_file;
+  // True when a fault proxy relays peer traffic: a peer's datagrams then
+  // arrive from the proxy's address, not the one listed for the peer, so the
+  // node must not insist on it (the MAC still must verify).
+  bool peers_behind_proxy = false;
 };
 
 struct ClientParams {

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 
 const char* const kServerExample = R"({"id":"n1","listen":"127.0.0.1:7001","data_dir":"data/n1",
  "peers":[{"id":"n2","address":"127.0.0.1:7002"},{"id":"n3","address":"127.0.0.1:7003"}],
+ "cluster_id":"k0123456789abcdef","cluster_key_file":"configs/cluster.key",
  "params":{"heartbeat_interval_ms":50,"election_timeout_ms":[150,300]}})";
 
 const char* const kClientExample = R"({"id":"c1","servers":[{"id":"n1","address":"127.0.0.1:7001"},
@@ -133,19 +134,22 @@ TEST_F(ConfigTest, LoadsServerExample) {
   EXPECT_EQ(c.params.heartbeat_interval_ms, 50);
   EXPECT_EQ(c.params.election_timeout_min_ms, 150);
   EXPECT_EQ(c.params.election_timeout_max_ms, 300);
+  EXPECT_EQ(c.cluster_id, "k0123456789abcdef");
+  EXPECT_EQ(c.cluster_key_file, "configs/cluster.key");  // kept as written, not resolved
+  EXPECT_FALSE(c.peers_behind_proxy);
 }
 
 TEST_F(ConfigTest, ServerDefaultsAndUnknownFields) {
   const config::ServerConfig c = config::load_server_config(write(
       "server.json",
-      R"({"id":"n1","listen":"localhost:7001","data_dir":"d","peers":[],"comment":"x","params":{"extra":1}})"));
+      R"({"id":"n1","listen":"localhost:7001","data_dir":"d","peers":[],"cluster_id":"c","cluster_key_file":"k","comment":"x","params":{"extra":1}})"));
   EXPECT_TRUE(c.peers.empty());
   EXPECT_EQ(c.params.heartbeat_interval_ms, config::ServerParams{}.heartbeat_interval_ms);
   EXPECT_EQ(c.params.election_timeout_min_ms, config::ServerParams{}.election_timeout_min_ms);
   EXPECT_EQ(c.params.election_timeout_max_ms, config::ServerParams{}.election_timeout_max_ms);
   const config::ServerConfig equal = config::load_server_config(write(
       "equal.json",
-      R"({"id":"n1","listen":"127.0.0.1:7001","data_dir":"d","peers":[],"params":{"heartbeat_interval_ms":10,"election_timeout_ms":[100,100]}})"));
+      R"({"id":"n1","listen":"127.0.0.1:7001","data_dir":"d","peers":[],"cluster_id":"c","cluster_key_file":"k","params":{"heartbeat_interval_ms":10,"election_timeout_ms":[100,100]}})"));
   EXPECT_EQ(equal.params.election_timeout_min_ms, 100);
   EXPECT_EQ(equal.params.election_timeout_max_ms, 100);
 }
@@ -251,7 +255,7 @@ TEST_F(ConfigTest, ServerParams) {
 
 TEST_F(ConfigTest, ErrorLooksLikeTheDocumentedExample) {
   const std::string path = write("server-1.json", R"({"id":"n1","listen":"127.0.0.1:7001","data_dir":"d",
-      "peers":[],"params":{"election_timeout_ms":[300,150]}})");
+      "peers":[],"cluster_id":"c","cluster_key_file":"k","params":{"election_timeout_ms":[300,150]}})");
   try {
     config::load_server_config(path);
     FAIL() << "expected ConfigError";
@@ -261,6 +265,60 @@ TEST_F(ConfigTest, ErrorLooksLikeTheDocumentedExample) {
                                           0),
               0u)
         << e.what();
+  }
+}
+
+// ---------- peer authentication fields ----------
+
+TEST_F(ConfigTest, ServerAuthFields) {
+  // Every character class the id alphabet allows, and the longest id.
+  EXPECT_EQ(server_error("/cluster_id", "A-z_0.9:x"), "");
+  EXPECT_EQ(server_error("/cluster_id", std::string(64, 'k')), "");
+  for (const json& bad : {json(""), json("two words"), json(std::string(65, 'k')), json("k\"x"),
+                          json("caf\u00e9"), json("a/b"), json(7), json(true), json(nullptr),
+                          json::array({"k1"})}) {
+    const std::string message = server_error("/cluster_id", bad);
+    expect_names(message, "cluster_id");
+    EXPECT_NE(message.find("expected a cluster id of 1-64 characters of [A-Za-z0-9_.:-], got "),
+              std::string::npos)
+        << message;
+  }
+  for (const json& bad : {json(""), json(1), json(false), json::object()}) {
+    expect_names(server_error("/cluster_key_file", bad), "cluster_key_file");
+  }
+  for (const json& bad : {json(1), json(0), json("true"), json(nullptr), json::array()}) {
+    const std::string message = server_error("/peers_behind_proxy", bad);
+    expect_names(message, "peers_behind_proxy");
+    EXPECT_NE(message.find("expected true or false, got "), std::string::npos) << message;
+  }
+  json j = json::parse(kServerExample);
+  j["peers_behind_proxy"] = true;
+  EXPECT_TRUE(config::load_server_config(write("proxied.json", j.dump())).peers_behind_proxy);
+  j["peers_behind_proxy"] = false;
+  EXPECT_FALSE(config::load_server_config(write("direct.json", j.dump())).peers_behind_proxy);
+}
+
+// A config written before peer authentication existed names the file, the
+// field and the fix, on one line.
+TEST_F(ConfigTest, ServerConfigFromBeforeAuthentication) {
+  for (const char* field : {"cluster_id", "cluster_key_file"}) {
+    const std::string message = server_error(std::string("/") + field, nullptr, true);
+    expect_names(message, field);
+    EXPECT_NE(message.find("missing; this config predates peer authentication, rerun ./setup "
+                           "--force to write new configs and a cluster key"),
+              std::string::npos)
+        << message;
+  }
+  const std::string path = write("server-1.json", R"({"id":"n1","listen":"127.0.0.1:7001",
+      "data_dir":"data/n1","peers":[{"id":"n2","address":"127.0.0.1:7002"}],
+      "params":{"heartbeat_interval_ms":50,"election_timeout_ms":[150,300]}})");
+  try {
+    config::load_server_config(path);
+    FAIL() << "expected ConfigError";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              path + ": field 'cluster_id': missing; this config predates peer authentication, "
+                     "rerun ./setup --force to write new configs and a cluster key");
   }
 }
 
@@ -295,11 +353,17 @@ TEST_F(ConfigTest, ServerToJsonRoundTrips) {
   c.peers = {{"n1", config::parse_address("127.0.0.1:7001")},
              {"n3", config::parse_address("localhost:7003")}};
   c.params = {20, 100, 250};
+  c.cluster_id = "k-test.1";
+  c.cluster_key_file = "configs/cluster.key";
+  c.peers_behind_proxy = true;
   const std::string text = config::to_json(c);
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
   EXPECT_NE(text.find("\n  \"id\": \"n2\""), std::string::npos) << "2-space indent:\n" << text;
   EXPECT_EQ(json::parse(text)["params"]["election_timeout_ms"], json::array({100, 250}));
+  EXPECT_EQ(json::parse(text)["cluster_id"], "k-test.1");
+  EXPECT_EQ(json::parse(text)["cluster_key_file"], "configs/cluster.key");
+  EXPECT_EQ(json::parse(text)["peers_behind_proxy"], true);
 
   const config::ServerConfig back = config::load_server_config(write("rt.json", text));
   EXPECT_EQ(back.id, c.id);
@@ -311,6 +375,9 @@ TEST_F(ConfigTest, ServerToJsonRoundTrips) {
   EXPECT_EQ(back.params.heartbeat_interval_ms, 20);
   EXPECT_EQ(back.params.election_timeout_min_ms, 100);
   EXPECT_EQ(back.params.election_timeout_max_ms, 250);
+  EXPECT_EQ(back.cluster_id, "k-test.1");
+  EXPECT_EQ(back.cluster_key_file, "configs/cluster.key");
+  EXPECT_TRUE(back.peers_behind_proxy);
   EXPECT_EQ(config::to_json(back), text);
 }
 
