@@ -185,7 +185,8 @@ def make_cluster(request, settings, rng, timing):
                         "build it (make) or pass --proxy-bin", pytrace=False)
         c = Cluster(n, settings.node_argv, proxy_bin=settings.proxy_bin if proxy else None,
                     rng=random.Random(rng.random()), timing=timing, keep_files=settings.keep_logs,
-                    name=f"cluster {len(clusters) + 1}" if clusters else "cluster")
+                    name=f"cluster {len(clusters) + 1}" if clusters else "cluster",
+                    peer_auth=settings.is_reference)
         clusters.append(c)
         if start:
             c.start()

@@ -133,6 +133,10 @@ def build(src: str, private_offset: int, control: str | None) -> tuple[dict, dic
                                 f"address {_fmt(public[pid])} (its listen in {src})")
             peers.append(dict(peer, address=_fmt(public[pid])))
         new["peers"] = peers
+        # Peer datagrams now arrive from the proxy's relay sockets, not from
+        # the peers' own addresses: the reference node must not insist on them
+        # (its MAC still authenticates every message).
+        new["peers_behind_proxy"] = True
         out_servers[name] = new
 
     out_clients = {}

@@ -83,7 +83,8 @@ def run_own_cluster(scenario, args, seed: int) -> bool:
         node_argv = [os.path.abspath(args.node_bin) if args.node_bin else str(REPO / "node")]
     proxy_bin = os.path.abspath(args.proxy_bin) if args.proxy_bin else str(REPO / "proxy")
     cluster = Cluster(scenario.nodes, node_argv, proxy_bin=proxy_bin, rng=random.Random(rng.random()),
-                      timing=Timing(), keep_files=args.keep_logs, name=scenario.name)
+                      timing=Timing(), keep_files=args.keep_logs, name=scenario.name,
+                      peer_auth=not args.node_cmd)
     try:
         began = time.monotonic()
         try:

@@ -76,6 +76,13 @@ class Timing:
         return max(5.0, 10 * self.election_max)
 
 
+def write_key_file(path: str) -> None:
+    """A fresh cluster key in the reference node's format: 64 hex digits and a newline, mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+
+
 class ClusterError(AssertionError):
     """A cluster-level expectation failed (no leader, no convergence, ...).
 
@@ -96,7 +103,7 @@ def _teardown_leftovers() -> None:
 class Cluster:
     def __init__(self, size: int, node_argv: Sequence[str], *, proxy_bin: Optional[str] = None,
                  rng: Optional[random.Random] = None, timing: Timing = Timing(),
-                 keep_files: bool = False, name: str = "cluster"):
+                 keep_files: bool = False, name: str = "cluster", peer_auth: bool = True):
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.size = size
@@ -107,6 +114,10 @@ class Cluster:
         self.timing = timing
         self.keep_files = keep_files
         self.name = name
+        # The reference node authenticates peers (docs/PROTOCOL.md, "Peer
+        # authentication"): its configs name a cluster id and key file. Other
+        # nodes get PROTOCOL.md's configs exactly, without these fields.
+        self.peer_auth = peer_auth
         self.t0 = time.monotonic()
         self.dir = tempfile.mkdtemp(prefix="raftkv-")
         self.timeline: list[tuple[float, str]] = []
@@ -151,11 +162,16 @@ class Cluster:
         addr = lambda a: f"{a[0]}:{a[1]}"
         params = {"heartbeat_interval_ms": self.timing.heartbeat_ms,
                   "election_timeout_ms": list(self.timing.election_ms)}
+        auth = {}
+        if self.peer_auth:
+            auth = {"cluster_id": "h" + os.urandom(8).hex(), "cluster_key_file": self.path("configs", "cluster.key"),
+                    "peers_behind_proxy": self.uses_proxy}
+            write_key_file(auth["cluster_key_file"])
         for n in self.ids:
             os.makedirs(self.path("data", n))
             config = {"id": n, "listen": addr(self.private[n]), "data_dir": self.path("data", n),
                       "peers": [{"id": p, "address": addr(self.public[p])} for p in self.ids if p != n],
-                      "params": params}
+                      "params": params, **auth}
             self._write_json(self.path("configs", f"{n}.json"), config)
             self.nodes[n] = ManagedProcess(n, self.node_argv + [self.path("configs", f"{n}.json")],
                                            self.path("logs", f"{n}.log"), self.elapsed)

@@ -1,6 +1,5 @@
 #include "client/bench.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -103,14 +102,12 @@ BenchReport run_bench(const config::ClientConfig& config, const BenchOptions& op
                                 std::to_string(wire::kMaxValueBytes));
   }
 
-  // Ids unique per config, worker and process, so concurrent benches (and
-  // the CLI using the config's id) never share a client's seq space.
-  const std::string pid = std::to_string(::getpid());
+  // Each KvClient adds a random suffix to its id, so workers, concurrent
+  // benches and earlier runs never share a session.
   std::vector<std::unique_ptr<KvClient>> kvs;
   std::mt19937_64 seeder(options.seed);
   for (int k = 0; k < options.clients; ++k) {
-    std::string id = config.id + "-b" + std::to_string(k) + "-" + pid;
-    if (id.size() > wire::kMaxClientIdBytes) id = "b" + std::to_string(k) + "-" + pid;
+    const std::string id = config.id + "-b" + std::to_string(k);
     kvs.push_back(std::make_unique<KvClient>(config, std::nullopt, id, seeder()));
   }
 

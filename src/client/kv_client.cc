@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -35,15 +37,19 @@ std::vector<net::Endpoint> resolve_all(const config::ClientConfig& config) {
   return endpoints;
 }
 
-// Seqs must keep growing across runs that reuse a client id (every CLI run
-// with the config's id): a server answers an already-applied seq from its
-// cache, so restarting at 1 would silently turn new writes into replays.
-// Microseconds of wall-clock time grow faster than any one client issues
-// commands and stay below 2^53, so JSON readers using doubles are fine too.
-std::uint64_t initial_seq() {
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
-  return micros > 0 ? static_cast<std::uint64_t>(micros) : 1;
+// Every KvClient is a new session: the given id (or the config's) is only a
+// prefix, followed by 48 random bits. Two processes sharing a config, or a
+// run reusing an id an earlier run left in the servers' session table, can
+// then never collide, and seqs can simply start at 1 (PROTOCOL.md: a seq far
+// ahead of its session is refused, so a client may not invent huge ones).
+std::string fresh_client_id(const std::string& prefix) {
+  constexpr std::size_t kSuffixChars = 12;  // '-' and 11 hex digits would do; keep 12
+  std::random_device entropy;
+  const std::uint64_t bits = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
+  char suffix[kSuffixChars + 2];
+  std::snprintf(suffix, sizeof suffix, "-%012llx", static_cast<unsigned long long>(bits & 0xFFFFFFFFFFFFULL));
+  const std::size_t room = wire::kMaxClientIdBytes - (kSuffixChars + 1);
+  return prefix.substr(0, room) + suffix;
 }
 
 }  // namespace
@@ -62,7 +68,7 @@ KvClient::KvClient(const config::ClientConfig& config, std::optional<std::string
                    std::optional<std::string> client_id, std::uint64_t seed)
     : config_(config),
       id_(client_id.value_or(config.id)),
-      next_seq_(initial_seq()),
+      next_seq_(1),
       rng_(seed),
       socket_(bind_endpoint_for(resolve_all(config))) {
   if (config_.servers.empty()) throw std::invalid_argument("client config lists no servers");
@@ -70,6 +76,7 @@ KvClient::KvClient(const config::ClientConfig& config, std::optional<std::string
     throw std::invalid_argument("invalid client id '" + id_ +
                                 "': 1-64 characters of [A-Za-z0-9_.:-]");
   }
+  id_ = fresh_client_id(id_);
   const auto endpoints = resolve_all(config_);
   for (std::size_t i = 0; i < config_.servers.size(); ++i) {
     const std::string& sid = config_.servers[i].id;
@@ -227,6 +234,14 @@ Result KvClient::execute(wire::ClientRequest request) {
       continue;
     }
 
+    if (!reply->ok && reply->error == "busy") {
+      // PROTOCOL.md v1.1: definite (nothing happened); retry later at the
+      // same node with the same seq.
+      if (reply->src != servers_[target].id) continue;
+      after_wait = target;
+      wait_until = std::min(Clock::now() + election_pause(), deadline);
+      continue;
+    }
     if (reply->ok || reply->error != "not_leader") {
       // A final answer, even if from a server we already gave up on: it is
       // for this seq, and the server applies a seq at most once.

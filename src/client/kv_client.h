@@ -58,8 +58,9 @@ class KvClient {
   using Clock = std::chrono::steady_clock;
 
   // `pinned_server`: id of the server the first command goes to (instead of a
-  // random one); local gets always start there. `client_id` overrides the
-  // config's id. Throws std::invalid_argument for an unknown pinned server,
+  // random one); local gets always start there. `client_id` replaces the
+  // config's id as the prefix of this client's id, which always ends in 48
+  // fresh random bits (each KvClient is a new session; seqs start at 1). Throws std::invalid_argument for an unknown pinned server,
   // an invalid client id or a config without servers, and std::runtime_error
   // when an address cannot be resolved or the socket cannot be bound.
   explicit KvClient(const config::ClientConfig& config,

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kv/command.h"
+#include "storage/disk_space.h"
 #include "wire/codec.h"
 
 namespace node {
@@ -14,6 +15,10 @@ namespace {
 // A command's encoded size must leave room for the append_entries envelope,
 // or the entry could never be shipped in one datagram.
 constexpr std::size_t kMaxCommandBytes = wire::kMaxDatagramBytes - 1024;
+// Below this much free space at start the node takes no writes (disk_full).
+constexpr std::uint64_t kDiskFullBytes = std::uint64_t{16} << 20;
+// How far a client_request's seq may run ahead of the session's last one.
+constexpr std::uint64_t kMaxSeqLead = std::uint64_t{1} << 32;
 
 std::string role_name(raft::Role role) {
   switch (role) {
@@ -28,7 +33,8 @@ std::string role_name(raft::Role role) {
 
 raft::Recovered recover(storage::LogStore& log_store, const storage::MetaStore& meta_store) {
   raft::Recovered recovered;
-  recovered.hard_state = meta_store.load();
+  // A missing meta next to a non-empty log is refused: it held our vote.
+  recovered.hard_state = meta_store.load(log_store.last_index());
   recovered.entries = log_store.take_recovered();
   return recovered;
 }
@@ -52,10 +58,10 @@ Server::Server(config::ServerConfig config, Options options)
       log_(config_.id, options.log_level),
       ticks_(plan_ticks(config_.params)),
       socket_(net::resolve(config_.listen)),
+      gate_(config_, log_),
+      data_dir_state_(storage::prepare_data_dir(config_.data_dir, config_.cluster_id, config_.id)),
       log_store_(config_.data_dir),
       meta_store_(config_.data_dir) {
-  for (const auto& peer : config_.peers) peer_endpoints_[peer.id] = net::resolve(peer.address);
-
   raft::Config rc;
   rc.id = config_.id;
   for (const auto& peer : config_.peers) rc.peers.push_back(peer.id);
@@ -66,9 +72,29 @@ Server::Server(config::ServerConfig config, Options options)
   rc.rng_seed = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
 
   raft::Recovered recovered = recover(log_store_, meta_store_);
-  if (log_store_.truncated_tail_bytes() > 0) {
-    log_.warn("recovery: cut a torn last record (" + std::to_string(log_store_.truncated_tail_bytes()) +
-              " bytes) off " + config_.data_dir + "/log");
+  if (data_dir_state_.identity_created) {
+    log_.info("new data directory " + config_.data_dir + " for node " + config_.id + " of cluster " +
+              config_.cluster_id);
+  }
+  if (log_store_.truncated_tail_records() > 0) {
+    // Only a partial record at the very end is cut: it was never fsynced,
+    // so it was never acknowledged.
+    log_.warn("recovery: cut a torn last record (index " + std::to_string(log_store_.truncated_tail_index()) + ", " +
+              std::to_string(log_store_.truncated_tail_bytes()) + " bytes at offset " +
+              std::to_string(log_store_.truncated_tail_offset()) + ") off " + config_.data_dir + "/log");
+  }
+  if (log_store_.resumed_cut_bytes() > 0) {
+    log_.info("recovery: finished removing a conflicting log suffix (" +
+              std::to_string(log_store_.resumed_cut_bytes()) + " bytes) that a crash interrupted");
+  }
+  disk_full_ = data_dir_state_.reserve_released_bytes > 0 || storage::disk_nearly_full(config_.data_dir, kDiskFullBytes);
+  if (disk_full_) {
+    log_.warn("disk nearly full under " + config_.data_dir + " (" + std::to_string(storage::free_bytes(config_.data_dir)) +
+              " bytes free" +
+              (data_dir_state_.reserve_released_bytes > 0
+                   ? ", after releasing the " + std::to_string(data_dir_state_.reserve_released_bytes) + "-byte reserve"
+                   : std::string()) +
+              "): serving as a follower and reads only; writes are answered busy. Free space and restart.");
   }
   log_.info("recovered term " + std::to_string(recovered.hard_state.current_term) + ", vote " +
             (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " +
@@ -118,8 +144,24 @@ int Server::run(const std::atomic<bool>& stop) {
 }
 
 void Server::handle_datagram(std::string_view datagram, const net::Endpoint& from) {
+  // The MAC is checked before the JSON is parsed: a forged datagram costs
+  // one hash, never a parse.
+  const auth::PeerAuth::Verdict verdict = gate_.open(datagram);
+  if (verdict == auth::PeerAuth::Verdict::BadMac) {
+    gate_.drop(DropReason::BadMac, from, "MAC does not verify with the cluster key");
+    return;
+  }
+  if (verdict == auth::PeerAuth::Verdict::ForeignCluster) {
+    gate_.drop(DropReason::ForeignCluster, from, "sealed for another cluster (ours is " + config_.cluster_id + ")");
+    return;
+  }
+  const bool authentic = verdict == auth::PeerAuth::Verdict::Ok;
   wire::Decoded decoded = wire::decode(datagram);
   if (auto* err = std::get_if<wire::DecodeError>(&decoded)) {
+    if (authentic) {
+      gate_.drop(DropReason::Malformed, from, err->message);
+      return;
+    }
     // PROTOCOL.md: answer bad_request only for client_request and status
     // whose src is readable; drop everything else. Nothing changes state.
     bool answerable = (err->type == "client_request" || err->type == "status") && !err->src.empty();
@@ -131,12 +173,7 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
     return;
   }
   if (auto* m = std::get_if<raft::Message>(&decoded)) {
-    if (!peer_endpoints_.contains(m->from) || m->to != config_.id) {
-      log_.debug("dropped " + std::string(raft::to_string(m->type)) + " from unknown sender '" + m->from + "'");
-      return;
-    }
-    log_message("<-", *m);
-    core_->step(*m);
+    handle_peer_message(*m, authentic, from);
     return;
   }
   if (auto* request = std::get_if<wire::ClientRequest>(&decoded)) {
@@ -150,8 +187,23 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
   // client_reply or status_reply sent to a node: not for us.
 }
 
+void Server::handle_peer_message(const raft::Message& m, bool authentic, const net::Endpoint& from) {
+  if (!authentic) {
+    gate_.drop(DropReason::NoMac, from, std::string(raft::to_string(m.type)) + " claiming src '" + m.from + "'");
+    return;
+  }
+  if (!gate_.admit(m, from)) return;
+  log_message("<-", m);
+  const std::uint64_t dropped_before = core_->drops().total();
+  core_->step(m);
+  if (core_->drops().total() != dropped_before) {
+    log_.debug("core dropped " + std::string(raft::to_string(m.type)) + " from " + m.from +
+               " (breaks a rule it can check; see status peer_drops)");
+  }
+}
+
 void Server::handle_client_request(wire::ClientRequest request, const net::Endpoint& from) {
-  if (request.src == config_.id || peer_endpoints_.contains(request.src)) {
+  if (request.src == config_.id || gate_.is_peer(request.src)) {
     reply_error(from, request.src, request.seq, "bad_request", "client id '" + request.src + "' is a server id");
     return;
   }
@@ -171,8 +223,12 @@ void Server::handle_client_request(wire::ClientRequest request, const net::Endpo
       return;
     }
     std::uint64_t ctx = next_read_ctx_++;
+    if (!core_->read_index(ctx)) {
+      reply_error(from, request.src, request.seq, "busy",
+                  "too many linearizable reads are waiting; retry shortly");
+      return;
+    }
     pending_reads_[ctx] = PendingRead{request.src, request.seq, std::move(request.key), from, 0};
-    core_->read_index(ctx);
     return;
   }
   handle_write(std::move(request), from);
@@ -181,6 +237,11 @@ void Server::handle_client_request(wire::ClientRequest request, const net::Endpo
 void Server::handle_write(wire::ClientRequest request, const net::Endpoint& from) {
   if (core_->role() != raft::Role::Leader) {
     reply_not_leader(from, request.src, request.seq);
+    return;
+  }
+  if (disk_full_) {
+    reply_error(from, request.src, request.seq, "busy",
+                "the disk under " + config_.data_dir + " is (nearly) full: no new writes until space is freed");
     return;
   }
   // Exactly once (§8): a command already applied is answered from the
@@ -200,6 +261,15 @@ void Server::handle_write(wire::ClientRequest request, const net::Endpoint& from
                   "seq " + std::to_string(request.seq) + " is older than this client's last applied seq " +
                       std::to_string(last_seq));
     }
+    return;
+  }
+  // Seqs grow by one per command; a seq far ahead of the session is a
+  // mistake or an attack that would poison this client id for good (every
+  // later, smaller seq would be refused as old). Refuse it, changing nothing.
+  if (request.seq - last_seq > kMaxSeqLead) {
+    reply_error(from, request.src, request.seq, "bad_request",
+                "seq " + std::to_string(request.seq) + " is more than 2^32 ahead of this client's last applied seq " +
+                    std::to_string(last_seq) + "; start a new client id instead");
     return;
   }
   // A retry of a command still in flight: answer it where it now waits.
@@ -245,6 +315,21 @@ void Server::handle_status(const wire::StatusRequest& request, const net::Endpoi
   r.last_applied = last_applied_;
   r.last_log_index = core_->log().last_index();
   r.voted_for = core_->voted_for();
+  r.disk_full = disk_full_;
+  // Sorted by reason, as a JSON object's keys are: the reply decodes to itself.
+  const raft::DropCounts& core = core_->drops();
+  r.peer_drops = {
+      {"bad_entries", core.bad_entries},
+      {"bad_mac", gate_.dropped(DropReason::BadMac)},
+      {"foreign_cluster", gate_.dropped(DropReason::ForeignCluster)},
+      {"future_read_round", core.future_read_round},
+      {"malformed", gate_.dropped(DropReason::Malformed)},
+      {"no_mac", gate_.dropped(DropReason::NoMac)},
+      {"out_of_range", core.out_of_range},
+      {"unknown_sender", gate_.dropped(DropReason::UnknownSender) + core.not_for_us},
+      {"unsent_match", core.unsent_match},
+      {"wrong_address", gate_.dropped(DropReason::WrongAddress)},
+  };
   socket_.send_to(from, wire::encode(r));
 }
 
@@ -383,16 +468,17 @@ void Server::reply_error(const net::Endpoint& to, const std::string& client, std
 }
 
 void Server::send_raft(const raft::Message& m) {
-  auto it = peer_endpoints_.find(m.to);
-  if (it == peer_endpoints_.end()) return;
+  const net::Endpoint* to = gate_.endpoint_of(m.to);
+  if (to == nullptr) return;
   send_buffer_ = wire::encode(m);
-  if (send_buffer_.size() > wire::kMaxDatagramBytes) {
+  const std::string& datagram = gate_.seal(send_buffer_);
+  if (datagram.size() > wire::kMaxDatagramBytes) {
     log_.error(std::string("refusing to send an oversized ") + raft::to_string(m.type) + " (" +
-               std::to_string(send_buffer_.size()) + " bytes) to " + m.to);
+               std::to_string(datagram.size()) + " bytes) to " + m.to);
     return;
   }
   log_message("->", m);
-  socket_.send_to(it->second, send_buffer_);
+  socket_.send_to(*to, datagram);
 }
 
 void Server::log_message(const char* direction, const raft::Message& m) const {

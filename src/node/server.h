@@ -16,7 +16,9 @@
 #include "kv/state_machine.h"
 #include "net/udp_socket.h"
 #include "log/logger.h"
+#include "node/peer_gate.h"
 #include "raft/raft.h"
+#include "storage/identity.h"
 #include "storage/log_store.h"
 #include "wire/messages.h"
 
@@ -50,6 +52,7 @@ class Server {
 
  private:
   void handle_datagram(std::string_view datagram, const net::Endpoint& from);
+  void handle_peer_message(const raft::Message& m, bool authentic, const net::Endpoint& from);
   void handle_client_request(wire::ClientRequest request, const net::Endpoint& from);
   void handle_write(wire::ClientRequest request, const net::Endpoint& from);
   void handle_status(const wire::StatusRequest& request, const net::Endpoint& from);
@@ -70,7 +73,10 @@ class Server {
   Logger log_;
   TickPlan ticks_;
   net::UdpSocket socket_;
-  std::unordered_map<std::string, net::Endpoint> peer_endpoints_;
+  PeerGate gate_;
+  // Before the stores open it: the identity check refuses another node's
+  // or a damaged data_dir without touching it (storage/identity.h).
+  storage::DataDirState data_dir_state_;
   storage::LogStore log_store_;
   storage::MetaStore meta_store_;
   std::unique_ptr<raft::Raft> core_;
@@ -98,6 +104,7 @@ class Server {
   std::uint64_t next_read_ctx_ = 1;
 
   raft::Index last_applied_ = 0;
+  bool disk_full_ = false;  // started on a (nearly) full disk: no writes accepted
   raft::Role last_role_ = raft::Role::Follower;
   raft::Term last_term_ = 0;
   std::string last_leader_;

@@ -244,10 +244,28 @@ TEST(KvClient, StaleAndForeignRepliesAreIgnored) {
   });
   client::KvClient kv(make_config({n1.ref()}, 500, 2000), std::nullopt, std::nullopt, 7);
 
+  // Seqs start at 1: the second command is the first with a previous seq
+  // whose late answer could be mistaken for its own.
+  ASSERT_EQ(kv.get("warm-up").outcome, client::Outcome::Ok);
   const auto r = kv.get("k");
   ASSERT_EQ(r.outcome, client::Outcome::Ok);
+  EXPECT_EQ(r.seq, 2u);
   EXPECT_EQ(r.value, "fresh");
   EXPECT_EQ(r.attempts, 1);
+}
+
+TEST(KvClient, EveryClientIsANewSessionStartingAtSeqOne) {
+  FakeServer n1("n1", [](FakeServer& self, const wire::ClientRequest& req, const net::Endpoint& from) {
+    self.reply(from, req, ok_reply("v"));
+  });
+  const auto config = make_config({n1.ref()}, 500, 2000);
+  client::KvClient a(config), b(config);
+  EXPECT_NE(a.id(), b.id()) << "two clients sharing a config must not share a session";
+  EXPECT_EQ(a.id().rfind(config.id + "-", 0), 0u) << "the config id is the prefix: " << a.id();
+  EXPECT_TRUE(wire::is_valid_client_id(a.id())) << a.id();
+  EXPECT_EQ(a.get("k").seq, 1u);
+  client::KvClient long_prefix(config, std::nullopt, std::string(64, 'p'));
+  EXPECT_TRUE(wire::is_valid_client_id(long_prefix.id())) << long_prefix.id();
 }
 
 TEST(KvClient, CasFailedAndRejectedAreReported) {

@@ -1,0 +1,116 @@
+"""Two clusters on one host: a stray peer address never mixes their logs.
+
+The everyday form of "trust nothing from the wire": two groups of students run
+`./setup 3 1` on one machine (different base ports), and the address of one
+peer in the first cluster's configs points at a node of the second. Each `./setup` run writes its own
+cluster id and key, so the node that receives the stray traffic drops it
+(counted as `foreign_cluster`, logged), and both clusters keep serving.
+
+This runs the real `./setup` and the configs exactly as it writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from .conftest import REPO
+from .lib import ports
+from .lib.client import Client, StatusProbe
+from .lib.process import ManagedProcess
+
+pytestmark = pytest.mark.reference
+
+
+def _setup(directory: str, base_port: int) -> None:
+    os.makedirs(directory)
+    subprocess.run([str(REPO / "setup"), "3", "1", "--base-port", str(base_port)], cwd=directory, check=True,
+                   stdout=subprocess.DEVNULL, timeout=30)
+
+
+def _servers(directory: str) -> dict:
+    out = {}
+    for i in (1, 2, 3):
+        with open(os.path.join(directory, "configs", f"server-{i}.json")) as f:
+            doc = json.load(f)
+        host, port = doc["listen"].rsplit(":", 1)
+        out[doc["id"]] = (host, int(port))
+    return out
+
+
+def _wait_leader(probe: StatusProbe, timeout: float = 10.0) -> str:
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        leaders = [n for n, s in probe.poll().items() if s and s.get("role") == "leader"]
+        if leaders:
+            return leaders[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no leader within {timeout} s: {probe.poll()}")
+
+
+def test_stray_peer_address_is_refused_and_both_clusters_serve(tmp_path, settings):
+    node_bin = settings.node_argv[0]
+    block = ports.allocate(6)
+    procs: list[ManagedProcess] = []
+    try:
+        a, b = str(tmp_path / "a"), str(tmp_path / "b")
+        _setup(a, block.base)
+        _setup(b, block.base + 3)
+        # Cluster A's n1 and n3 believe their peer n2 lives where cluster B's
+        # n2 listens (a copied config, a wrong host entry). Whichever of them
+        # leads A then sends B's n2 a heartbeat every 50 ms.
+        b_n2 = "127.0.0.1:%d" % (block.base + 4)
+        for i in (1, 3):
+            path = os.path.join(a, "configs", f"server-{i}.json")
+            with open(path) as f:
+                doc = json.load(f)
+            doc["peers"] = [dict(p, address=b_n2) if p["id"] == "n2" else p for p in doc["peers"]]
+            with open(path, "w") as f:
+                json.dump(doc, f)
+        for directory, name in ((a, "a"), (b, "b")):
+            for i in (1, 2, 3):
+                # data_dir and the key file are relative to where a node starts, as with `make cluster`.
+                argv = ["sh", "-c", f'cd "{directory}" && exec "{node_bin}" configs/server-{i}.json']
+                p = ManagedProcess(f"{name}/n{i}", argv, os.path.join(directory, f"n{i}.log"))
+                p.start()
+                procs.append(p)
+        probes = {"a": StatusProbe(_servers(a)), "b": StatusProbe(_servers(b))}
+        clients = {"a": Client(_servers(a), deadline=5.0), "b": Client(_servers(b), deadline=5.0)}
+        for name in ("a", "b"):
+            _wait_leader(probes[name])
+        for i in range(20):
+            for name, c in clients.items():
+                r = c.set(f"k{i}", f"{name}{i}")
+                assert r.ok, f"cluster {name}, write {i}: {r}"
+        for name, c in clients.items():
+            r = c.get("k19")
+            assert r.ok and r.value == f"{name}19", f"cluster {name} read {r}: the clusters' data mixed"
+        # B's n2 saw A's n1 traffic and refused every datagram of it.
+        st = probes["b"].poll(["n2"])["n2"]
+        assert st is not None, "cluster B's n2 stopped answering"
+        assert st.get("peer_drops", {}).get("foreign_cluster", 0) > 0, f"no foreign_cluster drops counted: {st}"
+        with open(os.path.join(b, "n2.log")) as f:
+            log = f.read()
+        assert "foreign_cluster" in log, "the refused traffic must be logged:\n" + log[-2000:]
+        # Nothing of A reached B's replicas (nor B's A's): every node holds its own cluster's values.
+        time.sleep(0.5)
+        # (A's own n2 hears from nobody: its address in A's configs is B's n2.)
+        for name, c in clients.items():
+            for n in (("n1", "n3") if name == "a" else ("n1", "n2", "n3")):
+                r = c.get_local("k0", n)
+                assert r.ok and r.value == f"{name}0", f"cluster {name}, {n}: local k0 is {r}"
+        for name in ("a", "b"):
+            terms = {s["term"] for s in probes[name].poll().values() if s}
+            assert max(terms) < 50, f"cluster {name}'s terms ran away: {terms}"
+        for c in clients.values():
+            c.close()
+        for p in probes.values():
+            p.close()
+    finally:
+        for p in procs:
+            p.kill()
+        block.release()
