@@ -271,3 +271,18 @@ def test_huge_seq_cannot_poison_a_client_id(make_cluster):
     assert r.ok, f"the client id was poisoned: {r}"
     r = client.get("p")
     assert r.ok and r.value == "fine", r
+
+
+def test_short_fuzz_campaign_under_load(make_cluster, rng):
+    """20,000 hostile datagrams of every kind (harness/lib/fuzz.py) while clients write and read.
+
+    The full campaign (1,000,000 datagrams) is `python3 harness/fuzz_campaign.py`.
+    """
+    from .lib import fuzz
+    cluster = make_cluster(3, proxy=False)
+    figures = fuzz.run(cluster, 20000, rng.randrange(1, 10**6), max_seconds=30)
+    assert figures.ok(), figures.summary()
+    assert figures.datagrams == 20000 and figures.writes_acked > 0, figures.summary()
+    drops = figures.peer_drops
+    for reason in ("no_mac", "bad_mac", "malformed", "wrong_address"):
+        assert sum(d.get(reason, 0) for d in drops.values()) > 0, f"no {reason} drops counted:\n{figures.summary()}"

@@ -39,7 +39,8 @@ Commands:
                           or "(cas failed) current: <value or (nil)>"
   delete KEY              print "(deleted) <old value>", or (nil) when absent
   status                  table of every server: ID ADDRESS STATE ROLE TERM
-                          LEADER COMMIT APPLIED LAST_LOG ('-' when unknown)
+                          LEADER COMMIT APPLIED LAST_LOG DROPPED ('-' when
+                          unknown; DROPPED: refused peer datagrams)
   bench [--clients N] [--duration S] [--write-ratio F] [--keys N]
         [--value-bytes N] [--seed N]
                           closed-loop load (defaults: 32 clients, 10 s, 0.5,
@@ -291,6 +292,12 @@ int print_status(const Session& s, const std::vector<client::ServerStatus>& stat
         j["commit_index"] = st.commit_index;
         j["last_applied"] = st.last_applied;
         j["last_log_index"] = st.last_log_index;
+        j["disk_full"] = st.disk_full;
+        if (!st.peer_drops.empty()) {
+          nlohmann::json drops = nlohmann::json::object();
+          for (const auto& [reason, count] : st.peer_drops) drops[reason] = count;
+          j["peer_drops"] = std::move(drops);
+        }
       } else {
         for (const char* k : {"role", "term", "leader", "commit_index", "last_applied",
                               "last_log_index"}) {
@@ -304,16 +311,20 @@ int print_status(const Session& s, const std::vector<client::ServerStatus>& stat
   }
 
   std::vector<std::vector<std::string>> rows;
+  // DROPPED: peer datagrams the node refused (no or bad MAC, another
+  // cluster, wrong address, broken rules); --json has them by reason.
   rows.push_back({"ID", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED",
-                  "LAST_LOG"});
+                  "LAST_LOG", "DROPPED"});
   for (const auto& st : statuses) {
     if (st.up) {
-      rows.push_back({st.id, st.address, "up", st.role.empty() ? "-" : st.role,
+      std::uint64_t dropped = 0;
+      for (const auto& [reason, count] : st.peer_drops) dropped += count;
+      rows.push_back({st.id, st.address, st.disk_full ? "up,disk_full" : "up", st.role.empty() ? "-" : st.role,
                       std::to_string(st.term), st.leader.empty() ? "-" : st.leader,
                       std::to_string(st.commit_index), std::to_string(st.last_applied),
-                      std::to_string(st.last_log_index)});
+                      std::to_string(st.last_log_index), st.peer_drops.empty() ? "-" : std::to_string(dropped)});
     } else {
-      rows.push_back({st.id, st.address, "down", "-", "-", "-", "-", "-", "-"});
+      rows.push_back({st.id, st.address, "down", "-", "-", "-", "-", "-", "-", "-"});
     }
   }
   std::vector<std::size_t> width(rows[0].size(), 0);

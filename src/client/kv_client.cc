@@ -316,6 +316,8 @@ std::vector<ServerStatus> KvClient::status_all() {
     s.commit_index = reply->commit_index;
     s.last_applied = reply->last_applied;
     s.last_log_index = reply->last_log_index;
+    s.disk_full = reply->disk_full;
+    s.peer_drops = reply->peer_drops;
     ++answered;
   }
 

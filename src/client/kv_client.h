@@ -51,6 +51,9 @@ struct ServerStatus {
   std::uint64_t commit_index = 0;
   std::uint64_t last_applied = 0;
   std::uint64_t last_log_index = 0;
+  // Extensions of the reference node (empty / false from other nodes).
+  bool disk_full = false;
+  std::vector<std::pair<std::string, std::uint64_t>> peer_drops;
 };
 
 class KvClient {

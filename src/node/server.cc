@@ -162,6 +162,10 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
       gate_.drop(DropReason::Malformed, from, err->message);
       return;
     }
+    if (wire::is_peer_type(err->type)) {
+      gate_.drop(DropReason::NoMac, from, err->type + " without a MAC (and malformed: " + err->message + ")");
+      return;
+    }
     // PROTOCOL.md: answer bad_request only for client_request and status
     // whose src is readable; drop everything else. Nothing changes state.
     bool answerable = (err->type == "client_request" || err->type == "status") && !err->src.empty();

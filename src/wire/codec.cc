@@ -481,6 +481,11 @@ Decoded decode(std::string_view datagram) {
   }
 }
 
+bool is_peer_type(std::string_view type) {
+  return type == "request_vote" || type == "request_vote_reply" || type == "append_entries" ||
+         type == "append_entries_reply";
+}
+
 std::string encode(const raft::Message& m) {
   if (m.type == raft::MessageType::AppendEntries) return encode_append_entries(m);
   json j = envelope(type_name(m.type), m.from, m.to);

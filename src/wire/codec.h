@@ -35,6 +35,9 @@ using Decoded = std::variant<DecodeError, raft::Message, ClientRequest, ClientRe
 
 Decoded decode(std::string_view datagram);
 
+// True for the `type` of a message between servers (request_vote, …).
+bool is_peer_type(std::string_view type);
+
 std::string encode(const raft::Message& message);
 std::string encode(const ClientRequest& request);
 std::string encode(const ClientReply& reply);

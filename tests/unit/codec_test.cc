@@ -192,8 +192,8 @@ TEST(RoundTrip, StatusRequest) {
 }
 
 TEST(RoundTrip, StatusReply) {
-  wire::StatusReply leader{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"};
-  wire::StatusReply unknown{"n2", "c7", "n2", "candidate", 9, "", 0, 0, 0, ""};
+  wire::StatusReply leader{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1", false, {}};
+  wire::StatusReply unknown{"n2", "c7", "n2", "candidate", 9, "", 0, 0, 0, "", false, {}};
   for (const auto& r : {leader, unknown}) {
     const std::string text = wire::encode(r);
     const auto back = decode_as<wire::StatusReply>(text);
@@ -513,7 +513,7 @@ TEST(Malformed, ClientReplyAndStatusReply) {
   expect_malformed(R"({"type":"client_reply","src":"n1","dest":"c1","seq":1,"ok":false})");
   expect_malformed(
       R"({"type":"client_reply","src":"n1","dest":"c1","seq":1,"ok":false,"error":"x","leader":3})");
-  const json good = json::parse(wire::encode(wire::StatusReply{"n1", "c1", "n1", "follower", 2, "n2", 1, 1, 1, ""}));
+  const json good = json::parse(wire::encode(wire::StatusReply{"n1", "c1", "n1", "follower", 2, "n2", 1, 1, 1, "", false, {}}));
   for (const char* field : {"id", "role", "term", "leader", "commit_index", "last_applied", "last_log_index"}) {
     json j = good;
     j.erase(field);
@@ -632,7 +632,7 @@ std::vector<IntegerFields> integer_fields() {
   return {
       {client_request_with("seq", 12), {"/seq"}},
       {R"({"type":"client_reply","src":"n2","dest":"c7","seq":12,"ok":true,"value":"5"})", {"/seq"}},
-      {wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"}),
+      {wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1", false, {}}),
        {"/term", "/commit_index", "/last_applied", "/last_log_index"}},
       {R"({"type":"request_vote","src":"n1","dest":"n2","term":3,"last_log_index":4,"last_log_term":2})",
        {"/term", "/last_log_index", "/last_log_term"}},
@@ -675,7 +675,7 @@ TEST(WireIntegers, TheLargestOneIsAccepted) {
   EXPECT_EQ(decode_as<wire::ClientRequest>(client_request_with("seq", max)).seq, max);
   const wire::ClientReply reply{"n2", "c7", max, true, "5", "", "", ""};
   EXPECT_EQ(decode_as<wire::ClientReply>(wire::encode(reply)), reply);
-  const wire::StatusReply status{"n1", "c7", "n1", "leader", max, "n1", max, max, max, "n1"};
+  const wire::StatusReply status{"n1", "c7", "n1", "leader", max, "n1", max, max, max, "n1", false, {}};
   EXPECT_EQ(decode_as<wire::StatusReply>(wire::encode(status)), status);
 
   raft::Message vote;
@@ -804,7 +804,7 @@ TEST(Malformed, TruncatedDatagrams) {
   const std::string texts[] = {
       wire::encode(sample_append()),
       wire::encode(wire::ClientRequest{"c7", "n2", 12, wire::Op::Cas, "k", "v", "e", false}),
-      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1"}),
+      wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1", false, {}}),
   };
   for (const std::string& text : texts) {
     for (std::size_t len = 0; len < text.size(); ++len) {
