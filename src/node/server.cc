@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kv/command.h"
+#include "raft/describe.h"
 #include "storage/disk_space.h"
 #include "wire/codec.h"
 
@@ -488,26 +489,7 @@ void Server::send_raft(const raft::Message& m) {
 void Server::log_message(const char* direction, const raft::Message& m) const {
   if (!log_.enabled(LogLevel::Debug)) return;
   const std::string& peer = direction[0] == '-' ? m.to : m.from;
-  std::string line = std::string(direction) + " " + peer + " " + raft::to_string(m.type) + " term=" + std::to_string(m.term);
-  switch (m.type) {
-    case raft::MessageType::RequestVote:
-      line += (m.pre_vote ? " pre_vote" : "") + std::string(" last=") + std::to_string(m.last_log_index) + "/" +
-              std::to_string(m.last_log_term);
-      break;
-    case raft::MessageType::RequestVoteReply:
-      line += (m.pre_vote ? " pre_vote" : "") + std::string(m.vote_granted ? " granted" : " rejected");
-      break;
-    case raft::MessageType::AppendEntries:
-      line += " prev=" + std::to_string(m.prev_log_index) + "/" + std::to_string(m.prev_log_term) +
-              " entries=" + std::to_string(m.entries.size()) + " commit=" + std::to_string(m.leader_commit);
-      break;
-    case raft::MessageType::AppendEntriesReply:
-      line += m.success ? " ok match=" + std::to_string(m.match_index)
-                        : " reject prev=" + std::to_string(m.reject_index) + " hint=" +
-                              std::to_string(m.conflict_index) + "/" + std::to_string(m.conflict_term);
-      break;
-  }
-  log_.debug(line);
+  log_.debug(std::string(direction) + " " + peer + " " + raft::describe(raft::summarize(m)));
 }
 
 }  // namespace node

@@ -380,7 +380,7 @@ void Checker::after_persist(const Node& n, bool hard_state_written, raft::Index 
 void Checker::on_send(const Node& n, const raft::Message& m) {
   const int to = node_index(m.to, size_);
   if (m.from != n.id || to < 0 || to == n.index) {
-    fail("messages go from their sender to another member", who(n) + " sent " + describe(m) + " from '" + m.from +
+    fail("messages go from their sender to another member", who(n) + " sent " + raft::describe(raft::summarize(m)) + " from '" + m.from +
                                                                    "' to '" + m.to + "'");
   }
   const raft::HardState& hs = n.disk.hard_state;
@@ -388,7 +388,7 @@ void Checker::on_send(const Node& n, const raft::Message& m) {
   // responding to RPCs. A pre-vote (§9.6) carries a term nobody adopted.
   if (!m.pre_vote && m.term > hs.current_term) {
     fail("a message leaves only once its term is on disk (Figure 2, pitfall 2)",
-         who(n) + " sent " + describe(m) + " to " + m.to + " while its disk holds term " +
+         who(n) + " sent " + raft::describe(raft::summarize(m)) + " to " + m.to + " while its disk holds term " +
              std::to_string(hs.current_term));
   }
   switch (m.type) {
@@ -417,7 +417,7 @@ void Checker::on_send(const Node& n, const raft::Message& m) {
       auto it = leader_of_term_.find(m.term);
       if (it == leader_of_term_.end() || it->second != n.index) {
         fail("only the leader of a term sends append_entries in it (§5.2, §5.3)",
-             who(n) + " sent " + describe(m) + " but " +
+             who(n) + " sent " + raft::describe(raft::summarize(m)) + " but " +
                  (it == leader_of_term_.end() ? std::string("nobody") : node_name(it->second)) + " led term " +
                  std::to_string(m.term));
       }
@@ -431,7 +431,7 @@ void Checker::on_send(const Node& n, const raft::Message& m) {
         const raft::Entry& e = m.entries[k];
         if (e.index != m.prev_log_index + 1 + k || e.term < prev || e.term > m.term) {
           fail("append_entries carries consecutive entries following prev_log_index, in term order (§5.3)",
-               who(n) + " sent " + describe(m) + " with entry " + show(e) + " at position " + std::to_string(k));
+               who(n) + " sent " + raft::describe(raft::summarize(m)) + " with entry " + show(e) + " at position " + std::to_string(k));
         }
         prev = e.term;
       }

@@ -7,61 +7,7 @@ namespace sim {
 
 namespace {
 
-MessageSummary summarize(const raft::Message& m) {
-  MessageSummary s;
-  s.type = m.type;
-  s.term = m.term;
-  s.pre_vote = m.pre_vote;
-  s.vote_granted = m.vote_granted;
-  s.success = m.success;
-  s.last_log_index = m.last_log_index;
-  s.last_log_term = m.last_log_term;
-  s.prev_log_index = m.prev_log_index;
-  s.prev_log_term = m.prev_log_term;
-  s.entries = static_cast<std::uint32_t>(m.entries.size());
-  s.leader_commit = m.leader_commit;
-  s.read_round = m.read_round;
-  s.match_index = m.match_index;
-  s.reject_index = m.reject_index;
-  s.conflict_index = m.conflict_index;
-  s.conflict_term = m.conflict_term;
-  return s;
-}
-
-std::string format_message(const MessageSummary& s) {
-  std::ostringstream out;
-  switch (s.type) {
-    case raft::MessageType::RequestVote:
-      out << (s.pre_vote ? "PreVote" : "RequestVote") << " t" << s.term << " last=(i" << s.last_log_index
-          << ",t" << s.last_log_term << ")";
-      break;
-    case raft::MessageType::RequestVoteReply:
-      out << (s.pre_vote ? "PreVoteReply" : "VoteReply") << " t" << s.term
-          << (s.vote_granted ? " granted" : " rejected");
-      break;
-    case raft::MessageType::AppendEntries:
-      out << "Append t" << s.term << " prev=(i" << s.prev_log_index << ",t" << s.prev_log_term << ")";
-      if (s.entries > 0) {
-        out << " entries=[" << s.prev_log_index + 1 << ".." << s.prev_log_index + s.entries << "]";
-      } else {
-        out << " (heartbeat)";
-      }
-      out << " commit=" << s.leader_commit;
-      if (s.read_round) out << " round=" << s.read_round;
-      break;
-    case raft::MessageType::AppendEntriesReply:
-      out << "AppendReply t" << s.term;
-      if (s.success) {
-        out << " ok match=" << s.match_index;
-      } else {
-        out << " reject prev=" << s.reject_index << " hint=(i" << s.conflict_index << ",t" << s.conflict_term
-            << ")";
-      }
-      if (s.read_round) out << " round=" << s.read_round;
-      break;
-  }
-  return out.str();
-}
+std::string format_message(const MessageSummary& s) { return raft::describe(s); }
 
 const char* kind_name(EventKind kind) {
   switch (kind) {
@@ -89,7 +35,6 @@ const char* kind_name(EventKind kind) {
 
 }  // namespace
 
-std::string describe(const raft::Message& m) { return format_message(summarize(m)); }
 
 Trace::Trace(const Clock& clock, std::size_t capacity, bool verbose)
     : clock_(clock), ring_(capacity == 0 ? 1 : capacity), verbose_(verbose) {}
@@ -109,7 +54,7 @@ void Trace::message(EventKind kind, int from, int to, const raft::Message& m, co
   e.node = from;
   e.peer = to;
   e.has_message = true;
-  e.message = summarize(m);
+  e.message = raft::summarize(m);
   e.why = why;
   add(std::move(e));
 }

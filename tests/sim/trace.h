@@ -7,6 +7,8 @@
 // records tens of thousands of them and almost never prints one.
 #pragma once
 
+#include "raft/describe.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
@@ -39,25 +41,8 @@ enum class EventKind : std::uint8_t {
   Info,        // anything else (text)
 };
 
-// The fields of a raft::Message worth printing (no entry payloads).
-struct MessageSummary {
-  raft::MessageType type = raft::MessageType::AppendEntries;
-  raft::Term term = 0;
-  bool pre_vote = false;
-  bool vote_granted = false;
-  bool success = false;
-  raft::Index last_log_index = 0;
-  raft::Term last_log_term = 0;
-  raft::Index prev_log_index = 0;
-  raft::Term prev_log_term = 0;
-  std::uint32_t entries = 0;
-  raft::Index leader_commit = 0;
-  std::uint64_t read_round = 0;
-  raft::Index match_index = 0;
-  raft::Index reject_index = 0;
-  raft::Index conflict_index = 0;
-  raft::Term conflict_term = 0;
-};
+// The fields of a message worth printing: raft::MessageSummary (raft/describe.h).
+using MessageSummary = raft::MessageSummary;
 
 struct Event {
   std::uint64_t step = 0;
@@ -96,6 +81,5 @@ class Trace {
   bool verbose_;
 };
 
-std::string describe(const raft::Message& m);
 
 }  // namespace sim
