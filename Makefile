@@ -72,8 +72,9 @@ deps:
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	  else \
 	    echo "deps: missing packages:$$missing" >&2; \
-	    echo "deps: install them with:" >&2; \
+	    echo "deps: run make as root (it installs them), or install them with:" >&2; \
 	    echo "  sudo apt-get install -y$$missing" >&2; \
+	    echo "  (no sudo? as root: apt-get install -y$$missing)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -122,7 +123,7 @@ distclean: clean
 help:
 	@echo "Targets:"
 	@echo "  all        (default) check deps, configure $(BUILD_DIR)/ if needed, build, link programs"
-	@echo "  programs   build only node, client, setup, launcher and proxy"
+	@echo "  programs   build only the programs: $(PROGRAMS)"
 	@echo "  deps       check Debian packages; install them when root, else print the command"
 	@echo "  test       build, then ctest and (if present) pytest harness/"
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"

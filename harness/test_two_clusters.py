@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -52,12 +54,15 @@ def _wait_leader(probe: StatusProbe, timeout: float = 10.0) -> str:
     raise AssertionError(f"no leader within {timeout} s: {probe.poll()}")
 
 
-def test_stray_peer_address_is_refused_and_both_clusters_serve(tmp_path, settings):
+def test_stray_peer_address_is_refused_and_both_clusters_serve(settings):
     node_bin = settings.node_argv[0]
     block = ports.allocate(6)
     procs: list[ManagedProcess] = []
+    # Not pytest's tmp_path: that keeps three runs' data_dirs (preallocated
+    # logs and reserves, ~70 MB a run) in /tmp. This directory goes at the end.
+    top = tempfile.mkdtemp(prefix="raftkv-two-")
     try:
-        a, b = str(tmp_path / "a"), str(tmp_path / "b")
+        a, b = os.path.join(top, "a"), os.path.join(top, "b")
         _setup(a, block.base)
         _setup(b, block.base + 3)
         # Cluster A's n1 and n3 believe their peer n2 lives where cluster B's
@@ -114,3 +119,7 @@ def test_stray_peer_address_is_refused_and_both_clusters_serve(tmp_path, setting
         for p in procs:
             p.kill()
         block.release()
+        if settings.keep_logs:
+            print(f"kept {top}")
+        else:
+            shutil.rmtree(top, ignore_errors=True)

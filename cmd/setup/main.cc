@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <climits>
 #include <cstdint>
 #include <exception>
@@ -342,7 +343,9 @@ void run(const Options& options) {
     }
   }
 
-  std::cout << "start the cluster with: make cluster\n";
+  // Under `make cluster` (make exports MAKELEVEL) the cluster is starting
+  // already; telling the user to start it would only confuse.
+  if (std::getenv("MAKELEVEL") == nullptr) std::cout << "start the cluster with: make cluster\n";
 }
 
 }  // namespace
