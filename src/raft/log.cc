@@ -1,16 +1,14 @@
 #include "raft/log.h"
 
-#include <cassert>
-#include <stdexcept>
+#include <algorithm>
+
+#include "raft/assert.h"
 
 namespace raft {
 
 Log::Log(std::vector<Entry> entries) : entries_(std::move(entries)) {
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (entries_[i].index != i + 1) throw std::invalid_argument("log entries are not contiguous from 1");
-    if (i > 0 && entries_[i].term < entries_[i - 1].term)
-      throw std::invalid_argument("log terms decrease");  // terms in a log never go down
-  }
+  data_bytes_through_.reserve(entries_.size() + 1);
+  for (const Entry& e : entries_) data_bytes_through_.push_back(data_bytes_through_.back() + e.data.size());
 }
 
 std::optional<Term> Log::term_at(Index index) const {
@@ -20,7 +18,8 @@ std::optional<Term> Log::term_at(Index index) const {
 }
 
 Term Log::term(Index index) const {
-  assert(index <= last_index());
+  RAFT_ASSERT(index <= last_index(),
+              "term of index " + std::to_string(index) + " past the last index " + std::to_string(last_index()));
   return index == 0 ? 0 : entries_[index - 1].term;
 }
 
@@ -30,7 +29,8 @@ bool Log::matches(Index index, Term t) const {
 }
 
 const Entry& Log::at(Index index) const {
-  assert(index >= 1 && index <= last_index());
+  RAFT_ASSERT(index >= 1 && index <= last_index(),
+              "entry " + std::to_string(index) + " outside the log 1.." + std::to_string(last_index()));
   return entries_[index - 1];
 }
 
@@ -41,6 +41,7 @@ bool Log::is_up_to_date(Index other_last_index, Term other_last_term) const {
 }
 
 std::vector<Entry> Log::slice(Index from, std::size_t max_entries, std::size_t max_bytes) const {
+  RAFT_ASSERT(from >= 1, "slice from index 0");
   std::vector<Entry> out;
   std::size_t bytes = 0;
   for (Index i = from; i <= last_index() && out.size() < max_entries; ++i) {
@@ -60,16 +61,30 @@ std::vector<Entry> Log::range(Index from, Index to) const {
           entries_.begin() + static_cast<std::ptrdiff_t>(to)};
 }
 
+std::uint64_t Log::data_bytes_from(Index from) const {
+  if (from == 0) from = 1;
+  if (from > last_index()) return 0;
+  return data_bytes_through_.back() - data_bytes_through_[from - 1];
+}
+
 Index Log::append(Entry entry) {
-  assert(entry.term >= last_term());
+  // Terms along a log never decrease: a leader appends only entries of its
+  // own term, which is at least that of every entry it holds (§5.3).
+  RAFT_ASSERT(entry.term >= last_term(), "appending an entry of term " + std::to_string(entry.term) +
+                                             " after index " + std::to_string(last_index()) + " of term " +
+                                             std::to_string(last_term()));
   entry.index = last_index() + 1;
+  data_bytes_through_.push_back(data_bytes_through_.back() + entry.data.size());
   entries_.push_back(std::move(entry));
   return last_index();
 }
 
 void Log::truncate_from(Index from) {
   if (from == 0) from = 1;
-  if (from <= last_index()) entries_.resize(from - 1);
+  if (from <= last_index()) {
+    entries_.resize(from - 1);
+    data_bytes_through_.resize(from);
+  }
 }
 
 Index Log::first_index_of_term(Term t, Index at_or_before) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace raft {
 class Log {
  public:
   Log() = default;
+  // Takes the entries as they are; Raft's constructor checks them (indexes
+  // contiguous from 1, terms never decreasing) with check_invariants().
   explicit Log(std::vector<Entry> entries);
 
   Index last_index() const { return entries_.size(); }
@@ -30,6 +33,9 @@ class Log {
   // least one entry when from <= last_index().
   std::vector<Entry> slice(Index from, std::size_t max_entries, std::size_t max_bytes) const;
   std::vector<Entry> range(Index from, Index to) const;  // [from, to]
+  // Sum of data sizes of the entries [from, last_index()], in O(1); 0 when
+  // from > last_index(). Bounds the uncommitted tail (Config::max_uncommitted_bytes).
+  std::uint64_t data_bytes_from(Index from) const;
 
   Index append(Entry entry);  // sets entry.index to last_index() + 1
   // Drops entries with index >= from.
@@ -43,6 +49,8 @@ class Log {
 
  private:
   std::vector<Entry> entries_;
+  // data_bytes_through_[i] = sum of data sizes of entries 1..i; [0] = 0.
+  std::vector<std::uint64_t> data_bytes_through_{0};
 };
 
 }  // namespace raft

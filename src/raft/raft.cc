@@ -1,9 +1,9 @@
 #include "raft/raft.h"
 
 #include <algorithm>
-#include <cassert>
-#include <limits>
 #include <stdexcept>
+
+#include "raft/quorum.h"
 
 namespace raft {
 
@@ -18,9 +18,19 @@ Raft::Raft(Config config, Recovered recovered)
     throw std::invalid_argument("raft: bad election timeout range");
   if (config_.heartbeat_ticks < 1 || config_.heartbeat_ticks >= config_.election_ticks_min)
     throw std::invalid_argument("raft: heartbeat must be shorter than the election timeout");
+  if (config_.max_uncommitted_entries < 1 || config_.max_uncommitted_bytes < 1)
+    throw std::invalid_argument("raft: the uncommitted caps must be at least 1");
   // Everything recovered came from disk, so it is durable already.
   persisted_index_ = log_.last_index();
   reset_election_timer();
+  check_invariants();  // a corrupt data directory stops here, with a name
+}
+
+int election_ticks_from(std::uint64_t random_bits, int min_ticks, int max_ticks) {
+  RAFT_ASSERT(min_ticks <= max_ticks, "empty election timeout range");
+  const auto n = static_cast<std::uint64_t>(static_cast<std::int64_t>(max_ticks) - min_ticks) + 1;
+  const auto offset = static_cast<std::uint64_t>((static_cast<unsigned __int128>(random_bits) * n) >> 64);
+  return static_cast<int>(min_ticks + static_cast<std::int64_t>(offset));
 }
 
 // ---------------------------------------------------------------- time ----
@@ -54,7 +64,7 @@ void Raft::tick_heartbeat() {
       if (pr.recent_active) ++active;
       pr.recent_active = false;
     }
-    if (active < quorum()) {
+    if (active < majority(cluster_size())) {
       become_follower(current_term_, NodeId{});
       return;
     }
@@ -67,8 +77,8 @@ void Raft::tick_heartbeat() {
 
 void Raft::reset_election_timer() {
   election_elapsed_ = 0;
-  std::uniform_int_distribution<int> dist(config_.election_ticks_min, config_.election_ticks_max);
-  randomized_election_ticks_ = dist(rng_);
+  // §5.2: randomized in [min, max]; portable, so a seed replays anywhere.
+  randomized_election_ticks_ = election_ticks_from(rng_(), config_.election_ticks_min, config_.election_ticks_max);
 }
 
 bool Raft::in_leader_lease() const {
@@ -107,7 +117,7 @@ void Raft::campaign(bool pre_vote) {
     become_candidate();
   }
   // A cluster of one wins at once.
-  if (quorum() == 1) {
+  if (majority(cluster_size()) == 1) {
     if (pre_vote) {
       campaign(false);
     } else {
@@ -199,190 +209,26 @@ void Raft::step_request_vote(const Message& m) {
 void Raft::step_request_vote_reply(const Message& m) {
   bool relevant = (role_ == Role::PreCandidate && m.pre_vote) || (role_ == Role::Candidate && !m.pre_vote);
   if (!relevant) return;
-  votes_[m.from] = m.vote_granted;
+  votes_[m.from] = m.vote_granted;  // one vote per server: a duplicate reply replaces it
   std::size_t granted = 0;
   std::size_t rejected = 0;
   for (const auto& [voter, yes] : votes_) (yes ? granted : rejected) += 1;
-  if (granted >= quorum()) {
-    if (role_ == Role::PreCandidate) {
-      campaign(false);
-    } else {
-      become_leader();
-    }
-  } else if (rejected >= quorum()) {
-    become_follower(current_term_, NodeId{});  // lost: wait for a leader or the next timeout
-  }
-}
-
-// --------------------------------------------------------- replication ----
-
-void Raft::step_append_entries(const Message& m) {
-  if (role_ == Role::Leader) return;  // same term, two leaders: impossible (§5.2); ignore
-  if (role_ != Role::Follower) become_follower(current_term_, m.from);
-  leader_id_ = m.from;
-  election_elapsed_ = 0;
-
-  Message reply;
-  reply.type = MessageType::AppendEntriesReply;
-  reply.to = m.from;
-  reply.term = current_term_;
-  reply.read_round = m.read_round;
-
-  // §5.3 consistency check, with the hints that let the leader skip a whole
-  // conflicting term per round trip instead of one entry.
-  if (!log_.matches(m.prev_log_index, m.prev_log_term)) {
-    reply.success = false;
-    reply.reject_index = m.prev_log_index;
-    if (m.prev_log_index > log_.last_index()) {
-      reply.conflict_index = log_.last_index() + 1;
-      reply.conflict_term = 0;
-    } else {
-      reply.conflict_term = log_.term(m.prev_log_index);
-      reply.conflict_index = log_.first_index_of_term(reply.conflict_term, m.prev_log_index);
-    }
-    send(std::move(reply));
-    return;
-  }
-
-  // Skip entries we already hold; truncate only at a real conflict, so a
-  // duplicated or reordered old append never cuts off newer entries.
-  Index index = m.prev_log_index;
-  std::size_t i = 0;
-  for (; i < m.entries.size(); ++i) {
-    index = m.prev_log_index + 1 + i;
-    auto have = log_.term_at(index);
-    if (!have) break;
-    if (*have != m.entries[i].term) {
-      if (index <= commit_index_) return;  // would erase a committed entry: never (Figure 3)
-      log_.truncate_from(index);
-      persisted_index_ = std::min(persisted_index_, index - 1);
-      break;
-    }
-  }
-  for (; i < m.entries.size(); ++i) {
-    Entry e = m.entries[i];
-    log_.append(std::move(e));
-  }
-  Index last_new = m.prev_log_index + m.entries.size();
-  // Figure 2: commitIndex = min(leaderCommit, index of last new entry): only
-  // what this message proved we match may be committed.
-  if (m.leader_commit > commit_index_) {
-    commit_index_ = std::max(commit_index_, std::min(m.leader_commit, last_new));
-  }
-  reply.success = true;
-  reply.match_index = last_new;
-  send(std::move(reply));
-}
-
-void Raft::step_append_entries_reply(const Message& m) {
-  if (role_ != Role::Leader) return;
-  auto it = progress_.find(m.from);
-  if (it == progress_.end()) return;
-  Progress& pr = it->second;
-  pr.recent_active = true;
-  // Any reply of this term, success or not, shows the follower still
-  // accepts us as leader: it confirms the ReadIndex round it echoes (§8).
-  if (m.read_round > pr.acked_read_round) {
-    pr.acked_read_round = m.read_round;
-    release_reads();
-  }
-
-  if (m.success) {
-    if (m.match_index > pr.match_index) {
-      pr.match_index = m.match_index;
-      pr.free_inflight_up_to(m.match_index);
-      if (pr.state == Progress::State::Probe) {
-        pr.become_replicate();
+  switch (tally_votes(granted, rejected, cluster_size())) {
+    case VoteResult::Won:  // §5.2: votes from a majority of the servers
+      if (role_ == Role::PreCandidate) {
+        campaign(false);
       } else {
-        pr.next_index = std::max(pr.next_index, pr.match_index + 1);
+        become_leader();
       }
-      maybe_commit();
-    } else if (pr.state == Progress::State::Probe && m.match_index + 1 >= pr.next_index) {
-      // The probe itself succeeded without adding anything: start pipelining.
-      pr.become_replicate();
-    }
-    if (pr.state == Progress::State::Replicate) {
-      while (pr.next_index <= log_.last_index() && send_append(m.from, false)) {
-      }
-    }
-    return;
-  }
-
-  // Rejected. Ignore stale rejections: one for a prev we no longer probe,
-  // or at or below what the follower is already known to match.
-  if (m.reject_index <= pr.match_index) return;
-  if (pr.state == Progress::State::Probe && m.reject_index + 1 != pr.next_index) return;
-  Index next = m.conflict_index;
-  if (m.conflict_term > 0) {
-    if (auto last = log_.last_index_of_term(m.conflict_term)) next = *last + 1;
-  }
-  next = std::clamp(next, pr.match_index + 1, std::max(m.reject_index, pr.match_index + 1));
-  pr.become_probe(next);
-  send_append(m.from, true);
-}
-
-bool Raft::send_append(const NodeId& peer, bool allow_empty) {
-  Progress& pr = progress_.at(peer);
-  if (pr.state == Progress::State::Probe && pr.probe_sent) return false;
-  if (pr.state == Progress::State::Replicate &&
-      pr.inflight.size() >= static_cast<std::size_t>(config_.max_inflight_appends))
-    return false;
-  Message m;
-  m.type = MessageType::AppendEntries;
-  m.to = peer;
-  m.term = current_term_;
-  m.prev_log_index = pr.next_index - 1;
-  m.prev_log_term = log_.term(m.prev_log_index);
-  m.entries = log_.slice(pr.next_index, config_.max_append_entries, config_.max_append_bytes);
-  if (m.entries.empty() && !allow_empty) return false;
-  m.leader_commit = commit_index_;
-  m.read_round = read_round_;
-  pr.sent_index = std::max(pr.sent_index, m.prev_log_index + m.entries.size());
-  if (pr.state == Progress::State::Probe) {
-    pr.probe_sent = true;
-  } else if (!m.entries.empty()) {
-    pr.next_index = m.entries.back().index + 1;  // optimistic: pipelined
-    pr.inflight.push_back({m.entries.back().index, heartbeat_count_});
-  }
-  send(std::move(m));
-  return true;
-}
-
-void Raft::send_heartbeat(const NodeId& peer) {
-  Progress& pr = progress_.at(peer);
-  pr.sent_index = std::max(pr.sent_index, pr.match_index);
-  // Anchored at match_index, which the follower is known to hold, so the
-  // heartbeat lets it commit at most what it matches (pitfall: a heartbeat
-  // must never commit entries the follower may not share with us).
-  Message m;
-  m.type = MessageType::AppendEntries;
-  m.to = peer;
-  m.term = current_term_;
-  m.prev_log_index = pr.match_index;
-  m.prev_log_term = log_.term(pr.match_index);
-  m.leader_commit = commit_index_;
-  m.read_round = read_round_;
-  send(std::move(m));
-}
-
-void Raft::broadcast_heartbeat() {
-  ++heartbeat_count_;
-  for (auto& [peer, pr] : progress_) {
-    if (pr.state == Progress::State::Probe) {
-      pr.probe_sent = false;  // the last probe or its answer may be lost: retry
-      send_append(peer, true);
-      continue;
-    }
-    // Replicate: an append sent before the previous heartbeat and still
-    // unacknowledged was probably lost; fall back to probing from match.
-    if (!pr.inflight.empty() && pr.inflight.front().heartbeat + 1 < heartbeat_count_) {
-      pr.become_probe(pr.match_index + 1);
-      send_append(peer, true);
-      continue;
-    }
-    send_heartbeat(peer);
+      break;
+    case VoteResult::Lost:  // no majority is possible: wait for a leader or the next timeout
+      become_follower(current_term_, NodeId{});
+      break;
+    case VoteResult::Pending: break;
   }
 }
+
+// ------------------------------------------------------------ commit ----
 
 bool Raft::maybe_commit() {
   // The leader counts itself only for what it has persisted, so "a majority
@@ -392,9 +238,7 @@ bool Raft::maybe_commit() {
   matches.clear();
   matches.push_back(persisted_index_);
   for (const auto& [peer, pr] : progress_) matches.push_back(pr.match_index);
-  auto kth = matches.begin() + static_cast<std::ptrdiff_t>(quorum() - 1);
-  std::nth_element(matches.begin(), kth, matches.end(), std::greater<>());
-  Index n = *kth;
+  Index n = majority_value(matches);
   // §5.4.2: only an entry of the current term is committed by counting
   // replicas; earlier entries commit with it (Figure 8).
   if (n <= commit_index_ || log_.term(n) != current_term_) return false;
@@ -404,54 +248,6 @@ bool Raft::maybe_commit() {
     reads_awaiting_commit_.clear();
   }
   return true;
-}
-
-// ------------------------------------------------------------ ReadIndex ----
-
-bool Raft::read_index(std::uint64_t ctx) {
-  if (role_ != Role::Leader) {
-    failed_reads_.push_back(ctx);
-    return true;
-  }
-  if (reads_awaiting_commit_.size() + pending_reads_.size() + ready_reads_.size() >= config_.max_pending_reads)
-    return false;
-  // §8: until an entry of its own term commits, a new leader does not know
-  // the commit index of the cluster.
-  if (log_.term(commit_index_) != current_term_) {
-    reads_awaiting_commit_.push_back(ctx);
-    return true;
-  }
-  if (quorum() == 1) {
-    ready_reads_.push_back({ctx, commit_index_});
-    return true;
-  }
-  // Round 0: joins the next confirming round, sent at the next ready(), so
-  // every read that arrived in the meantime shares one heartbeat round.
-  pending_reads_.push_back({ctx, commit_index_, 0});
-  return true;
-}
-
-void Raft::release_reads() {
-  if (pending_reads_.empty()) return;
-  std::vector<std::uint64_t>& rounds = quorum_scratch_;
-  rounds.clear();
-  rounds.push_back(std::numeric_limits<std::uint64_t>::max());  // ourselves
-  for (const auto& [peer, pr] : progress_) rounds.push_back(pr.acked_read_round);
-  auto kth = rounds.begin() + static_cast<std::ptrdiff_t>(quorum() - 1);
-  std::nth_element(rounds.begin(), kth, rounds.end(), std::greater<>());
-  std::uint64_t confirmed = *kth;
-  auto released = std::stable_partition(pending_reads_.begin(), pending_reads_.end(), [&](const PendingRead& r) {
-    return r.round == 0 || r.round > confirmed;
-  });
-  for (auto it = released; it != pending_reads_.end(); ++it) ready_reads_.push_back({it->ctx, it->index});
-  pending_reads_.erase(released, pending_reads_.end());
-}
-
-void Raft::fail_pending_reads() {
-  for (const PendingRead& r : pending_reads_) failed_reads_.push_back(r.ctx);
-  for (std::uint64_t ctx : reads_awaiting_commit_) failed_reads_.push_back(ctx);
-  pending_reads_.clear();
-  reads_awaiting_commit_.clear();
 }
 
 // ------------------------------------------------------ input and output ----
@@ -559,8 +355,14 @@ void Raft::step(const Message& m) {
   }
 }
 
+bool Raft::proposals_full(std::size_t next_bytes) const {
+  const Index uncommitted_entries = log_.last_index() - commit_index_;
+  return uncommitted_entries >= config_.max_uncommitted_entries ||
+         uncommitted_bytes() + next_bytes > config_.max_uncommitted_bytes;
+}
+
 std::optional<Index> Raft::propose(std::string data) {
-  if (role_ != Role::Leader) return std::nullopt;
+  if (role_ != Role::Leader || proposals_full(data.size())) return std::nullopt;
   Entry e;
   e.term = current_term_;
   e.type = EntryType::Command;
@@ -573,11 +375,6 @@ std::optional<Index> Raft::propose(std::string data) {
 void Raft::send(Message m) {
   m.from = config_.id;
   outbox_.push_back(std::move(m));
-}
-
-bool Raft::has_unassigned_reads() const {
-  return std::any_of(pending_reads_.begin(), pending_reads_.end(),
-                     [](const PendingRead& r) { return r.round == 0; });
 }
 
 bool Raft::has_ready() const {
@@ -631,9 +428,16 @@ Ready Raft::ready() {
 }
 
 void Raft::advance(const Ready& rd) {
-  if (!rd.entries.empty()) {
-    persisted_index_ = std::max(persisted_index_, rd.entries.back().index);
-    if (persisted_index_ > log_.last_index()) persisted_index_ = log_.last_index();
+  // As etcd's stableTo: what was persisted vouches only for entries the log
+  // still holds with the same term. A step() between ready() and advance()
+  // may have truncated and rewritten the tail (§5.3); those entries go out
+  // again in the next Ready. The same (index, term) is the same entry (Log
+  // Matching, §5.3), so the highest still-matching entry is the bound.
+  for (auto it = rd.entries.rbegin(); it != rd.entries.rend(); ++it) {
+    if (log_.matches(it->index, it->term)) {
+      persisted_index_ = std::max(persisted_index_, it->index);
+      break;
+    }
   }
   // The leader's own vote toward a commit counts only once on disk.
   if (role_ == Role::Leader) maybe_commit();

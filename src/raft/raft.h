@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "raft/assert.h"
 #include "raft/log.h"
 #include "raft/progress.h"
 #include "raft/types.h"
@@ -34,6 +35,12 @@ struct Config {
   // Linearizable reads waiting for a commit or a confirming round; beyond
   // this read_index() refuses, so a flood of reads cannot exhaust memory.
   std::size_t max_pending_reads = 4096;
+  // Bounds on the uncommitted tail of the leader's log (entries with index >
+  // commit_index): while a majority is unreachable, proposals are refused
+  // (propose() returns nullopt, the node answers busy) instead of growing
+  // the log without end. Bytes are the sum of the entries' data sizes.
+  std::size_t max_uncommitted_entries = 4096;
+  std::size_t max_uncommitted_bytes = std::size_t{8} << 20;  // 8 MiB
 };
 
 // Messages step() dropped whole because they break a rule the receiver can
@@ -77,14 +84,32 @@ struct Recovered {
   std::vector<Entry> entries;  // indexes 1..n, contiguous
 };
 
+// A value in [min_ticks, max_ticks] from one 64-bit random word, by
+// multiply-shift range reduction: floor(random_bits * n / 2^64) with
+// n = max_ticks - min_ticks + 1 (Lemire 2019, without the rejection step: a
+// value's probability is off by less than n / 2^64). The election timeout is
+// drawn with it rather than std::uniform_int_distribution, whose algorithm
+// each standard library chooses; mt19937_64's output sequence is fixed by the
+// standard ([rand.predef]), so a seed replays the same timeouts everywhere.
+// Requires min_ticks <= max_ticks.
+int election_ticks_from(std::uint64_t random_bits, int min_ticks, int max_ticks);
+
 class Raft {
  public:
+  // Throws std::invalid_argument for a bad config, and InvariantViolation
+  // (check_invariants()) when the recovered state is inconsistent: indexes
+  // not contiguous from 1, terms decreasing, an entry above current_term.
   Raft(Config config, Recovered recovered);
 
   void tick();
   void step(const Message& message);
-  // Appends a command to the leader's log; nullopt when this node is not leader.
+  // Appends a command to the leader's log; nullopt when this node is not
+  // leader, or when proposals_full(data.size()).
   std::optional<Index> propose(std::string data);
+  // True when one more proposal of next_bytes would exceed
+  // max_uncommitted_entries or max_uncommitted_bytes. Says nothing about the
+  // role: a follower's answer is about its own uncommitted tail.
+  bool proposals_full(std::size_t next_bytes) const;
   // Asks for a linearizable read point (§8). The answer comes back in a later
   // Ready as a ReadState with the same ctx, or in failed_reads. Returns false
   // (and remembers nothing) when max_pending_reads reads already wait.
@@ -106,6 +131,13 @@ class Raft {
   const Log& log() const { return log_; }
   const Config& config() const { return config_; }
   const DropCounts& drops() const { return drops_; }
+  Index persisted_index() const { return persisted_index_; }
+  std::uint64_t uncommitted_bytes() const { return log_.data_bytes_from(commit_index_ + 1); }
+
+  // Throws InvariantViolation naming the first broken invariant of this one
+  // state (see invariants.cc for the list and the rules they come from).
+  // O(log length): for tests, the simulator and recovery, not per message.
+  void check_invariants() const;
 
  private:
   // Role transitions (§5.2).
@@ -135,7 +167,10 @@ class Raft {
   void release_reads();
   bool has_unassigned_reads() const;
   void fail_pending_reads();
-  std::size_t quorum() const { return (config_.peers.size() + 1) / 2 + 1; }
+  std::size_t cluster_size() const { return config_.peers.size() + 1; }
+  void truncate_log_from(Index from, const NodeId& because_of, Term new_term);
+
+  friend struct TestPeer;  // tests/unit/invariants_test.cc breaks invariants on purpose
 
   Config config_;
   std::mt19937_64 rng_;
