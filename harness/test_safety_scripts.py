@@ -79,15 +79,16 @@ def test_stale_node_is_not_elected(make_cluster, rng, timing):
         if s and s.get("role") == "leader":
             elected.append(s)
         time.sleep(0.03)
-    if elected:
-        time.sleep(0.5)  # let it do what a leader does, so the consequence shows as well
-    cluster.heal()
-    cluster.start(leader)
-    cluster.wait_settled()
+    # Judged before healing: what S then does as leader (overwriting its
+    # voters' committed entries) may stop a careful node outright, and the
+    # failure must still name the cause.
     assert not elected, (
         f"{stale} was elected leader in term {elected[0].get('term')} although its log lacked acknowledged "
         f"writes ({elected[0].get('last_log_index')} entries): votes must go only to candidates whose log is "
         "at least as up to date as the voter's (§5.4.1)")
+    cluster.heal()
+    cluster.start(leader)
+    cluster.wait_settled()
     assert_acked_writes_survive(cluster.client(), history)
 
 
