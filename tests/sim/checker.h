@@ -161,7 +161,12 @@ class Checker {
   std::map<raft::Term, int> leader_of_term_;
   std::map<std::pair<int, raft::Term>, raft::NodeId> granted_votes_;  // (voter, term) -> candidate
   std::unordered_map<std::string, Proposed> proposals_;  // by command data
-  std::map<std::pair<std::string, std::uint64_t>, FirstApply> first_applies_;  // by (client, seq)
+  struct ClientSeqHash {
+    std::size_t operator()(const std::pair<std::string, std::uint64_t>& k) const {
+      return static_cast<std::size_t>(mix64(hash_bytes(k.first) ^ k.second));
+    }
+  };
+  std::unordered_map<std::pair<std::string, std::uint64_t>, FirstApply, ClientSeqHash> first_applies_;  // by (client, seq)
   std::vector<Acked> acked_;
   raft::Index max_acked_index_ = 0;
 };

@@ -75,24 +75,26 @@ void Checker::on_kv_apply(const Node& n, const raft::Entry& e, const kv::Command
   }
   Shadow& s = shadows_[n.index];
   const KvModel::Outcome expected = s.model.apply(*command);
-  const std::string what = who(n) + " applied " + show(e) + " (" + command->client_id + " seq " +
-                           std::to_string(command->seq) + ")";
+  // Formatted only for a report: this runs for every applied entry.
+  auto what = [&] {
+    return who(n) + " applied " + show(e) + " (" + command->client_id + " seq " + std::to_string(command->seq) + ")";
+  };
   if (expected.duplicate) {
     if (*result != expected.result) {
       fail("exactly once: a retried (client, seq) gets the result of its first application (§8)",
-           what + ", a duplicate, and returned " + show(*result) + "; the first application returned " +
+           what() + ", a duplicate, and returned " + show(*result) + "; the first application returned " +
                show(expected.result));
     }
   } else if (*result != expected.result) {
     fail("the state machine gives the result the sequential specification gives (PROTOCOL.md)",
-         what + " and returned " + show(*result) + "; expected " + show(expected.result));
+         what() + " and returned " + show(*result) + "; expected " + show(expected.result));
   }
   const std::optional<std::string> holds = n.driver->state_machine().get(command->key);
   if (holds != s.model.get(command->key)) {
     fail(expected.duplicate
              ? "exactly once: each (client, seq) is applied at most once by the state machine (§8)"
              : "the state machine holds what the sequential specification gives (PROTOCOL.md)",
-         what + (expected.duplicate ? ", a duplicate," : "") + " and now holds " + show(holds) + " at key '" +
+         what() + (expected.duplicate ? ", a duplicate," : "") + " and now holds " + show(holds) + " at key '" +
              command->key + "'; expected " + show(s.model.get(command->key)));
   }
   if (expected.duplicate) return;
@@ -100,7 +102,7 @@ void Checker::on_kv_apply(const Node& n, const raft::Entry& e, const kv::Command
                                                    FirstApply{e.index, e.term, e.data, *result, false});
   if (!inserted && it->second.index != e.index) {
     fail("state machine safety: a (client, seq) takes effect at the same index on every replica (§5.4.3)",
-         what + " first at index " + std::to_string(e.index) + "; elsewhere it took effect at index " +
+         what() + " first at index " + std::to_string(e.index) + "; elsewhere it took effect at index " +
              std::to_string(it->second.index));
   }
 }
@@ -112,17 +114,19 @@ void Checker::on_kv_apply(const Node& n, const raft::Entry& e, const kv::Command
 // later reads must see it.
 void Checker::on_write_reply(int node, const std::string& client, const wire::ClientReply& reply) {
   auto it = first_applies_.find({client, reply.seq});
-  const std::string what = node_name(node) + " answered " + client + " seq " + std::to_string(reply.seq) + " with " +
-                           show(kv::Result{reply.ok, reply.value, reply.error});
+  auto what = [&] {
+    return node_name(node) + " answered " + client + " seq " + std::to_string(reply.seq) + " with " +
+           show(kv::Result{reply.ok, reply.value, reply.error});
+  };
   if (it == first_applies_.end()) {
     fail("a write is acknowledged only once it is committed and applied (Figure 2, §5.3)",
-         what + ", but no replica has applied that command (highest committed index " +
+         what() + ", but no replica has applied that command (highest committed index " +
              std::to_string(committed_.size() - 1) + ")");
   }
   FirstApply& first = it->second;
   if (reply.ok != first.result.ok || reply.value != first.result.value || reply.error != first.result.error) {
     fail("exactly once: every answer to a (client, seq) is the result of its one application (§8)",
-         what + "; it took effect at index " + std::to_string(first.index) + " with result " + show(first.result));
+         what() + "; it took effect at index " + std::to_string(first.index) + " with result " + show(first.result));
   }
   if (first.acked) return;
   first.acked = true;

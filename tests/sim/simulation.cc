@@ -92,7 +92,7 @@ RunParams make_params(const RunOptions& o) {
   p.pause_rate = r.chance(0.4) ? 0 : r.uniform(0.001, 0.01);
   p.pause_ticks_max = static_cast<int>(r.between(5, 100));
   p.clock_skew = r.chance(0.5) ? 0 : r.uniform(0, 0.2);
-  p.clients = static_cast<int>(r.between(1, 6));
+  p.clients = static_cast<int>(r.between(1, 8));
   p.keys = static_cast<int>(r.between(1, 4));
   p.op_rate = r.uniform(0.05, 0.6);
   p.read_share = r.uniform(0.0, 0.5);
