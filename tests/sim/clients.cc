@@ -56,6 +56,14 @@ Clients::Clients(const ClientParams& params, std::uint64_t seed, const Clock& cl
   }
 }
 
+std::int64_t Clients::now_us() {
+  if (clock_.tick != clock_tick_) {
+    clock_tick_ = clock_.tick;
+    events_in_tick_ = 0;
+  }
+  return clock_.tick * 1000000 + ++events_in_tick_ * 1000;
+}
+
 int Clients::client_of(const net::Endpoint& endpoint) const {
   if (endpoint.port != kClientPort || endpoint.ip < kFirstClientIp) return -1;
   const std::uint32_t k = endpoint.ip - kFirstClientIp;
@@ -122,7 +130,26 @@ void Clients::start(Client& c) {
   }
   begin(c);
   // Now and then a client asks a random node, which may not lead.
-  send(c, rng_.chance(0.05) ? random_node(-1) : pick_node(c, -1));
+  const int target = rng_.chance(0.05) ? random_node(-1) : pick_node(c, -1);
+  if (rng_.chance(params_.stray_share)) send_stray(c, target);
+  send(c, target);
+}
+
+// The same command with a seq far too far ahead (driver: kMaxSeqLead). Its
+// answer goes unread (another seq); had it been applied, the session would
+// jump ahead and refuse this client's next seqs as old, which receive()
+// reports, and the history would hold a write nobody waited for.
+void Clients::send_stray(const Client& c, int node) {
+  InFlight m;
+  m.client = static_cast<int>(&c - clients_.data());
+  m.node = node;
+  m.to_node = true;
+  m.request = c.request;
+  m.request.dest = node_name(node);
+  // Far beyond the driver's 2^32 lead even after a long delay, below 2^53.
+  m.request.seq += std::uint64_t{1} << 40;
+  trace_.event(EventKind::Request, node, 0, 0, 0, 0, describe(m.request) + " (stray: seq far ahead)");
+  enqueue(std::move(m));
 }
 
 void Clients::start_probe(int target, const std::string& value) {

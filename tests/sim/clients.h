@@ -37,6 +37,9 @@ struct ClientParams {
   int keys = 3;
   double op_rate = 0.2;     // per idle client and tick: chance of starting an operation
   double read_share = 0.3;  // of operations: linearizable gets
+  // Of operations: also sent once with a seq 2^40 ahead (a buggy or
+  // hostile client); the node must refuse it, changing nothing.
+  double stray_share = 0.01;
   std::int64_t timeout_ticks = 30;    // resend the same seq elsewhere
   std::int64_t give_up_ticks = 300;   // outcome unknown, next seq
 };
@@ -92,6 +95,7 @@ class Clients {
   };
 
   void start(Client& c);
+  void send_stray(const Client& c, int node);
   void begin(Client& c);
   void send(Client& c, int node);
   void deliver(InFlight& m, Cluster& cluster);
@@ -102,8 +106,10 @@ class Clients {
   int pick_node(const Client& c, int avoid);
   int random_node(int avoid);
   int client_of(const net::Endpoint& endpoint) const;
-  // One client event = 1000 "µs", so lincheck's tables show event numbers as ms.
-  std::int64_t now_us() { return ++event_counter_ * 1000; }
+  // The history's clock: tick * 10^6 + 1000 * (client events so far in this
+  // tick), so lincheck's tables (in ms) read "tick.event", and the order of
+  // client events is exact.
+  std::int64_t now_us();
 
   ClientParams params_;
   Rng rng_;
@@ -114,9 +120,8 @@ class Clients {
   std::vector<Client> clients_;  // the last one is the liveness probe
   std::multimap<std::pair<std::int64_t, std::uint64_t>, InFlight> link_;
   std::uint64_t next_order_ = 0;
-  // Client events in the order they happen: the history's clock. Strictly
-  // increasing, so real-time order between operations is exact.
-  std::int64_t event_counter_ = 0;
+  std::int64_t clock_tick_ = -1;
+  std::int64_t events_in_tick_ = 0;
   lincheck::History history_;
   std::optional<raft::Index> probe_index_;
   std::uint64_t probe_seq_ = 0;

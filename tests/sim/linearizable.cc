@@ -35,7 +35,7 @@ void check_linearizable(const lincheck::History& history) {
   const lincheck::Explanation e = lincheck::explain(history, bad.key, bad.ops, kExplainSeconds, options);
   std::ostringstream out;
   out << "key '" << bad.key << "': these " << e.minimal.size()
-      << " operations cannot be ordered consistently with one copy of the key (times: client event numbers):\n"
+      << " operations cannot be ordered consistently with one copy of the key (times: tick.event):\n"
       << lincheck::format_table(history, e.minimal, 0);
   if (!e.stuck.empty()) {
     out << "    after the order found, the key holds " << lincheck::show_value(e.state_after_partial) << ":\n";
