@@ -13,24 +13,8 @@ namespace node {
 
 namespace {
 
-// A command's encoded size must leave room for the append_entries envelope,
-// or the entry could never be shipped in one datagram.
-constexpr std::size_t kMaxCommandBytes = wire::kMaxDatagramBytes - 1024;
 // Below this much free space at start the node takes no writes (disk_full).
 constexpr std::uint64_t kDiskFullBytes = std::uint64_t{16} << 20;
-// How far a client_request's seq may run ahead of the session's last one.
-constexpr std::uint64_t kMaxSeqLead = std::uint64_t{1} << 32;
-
-std::string role_name(raft::Role role) {
-  switch (role) {
-    case raft::Role::Leader: return "leader";
-    case raft::Role::Follower: return "follower";
-    // PROTOCOL.md knows three roles; a pre-candidate is campaigning.
-    case raft::Role::PreCandidate:
-    case raft::Role::Candidate: return "candidate";
-  }
-  return "follower";
-}
 
 raft::Recovered recover(storage::LogStore& log_store, const storage::MetaStore& meta_store) {
   raft::Recovered recovered;
@@ -88,8 +72,11 @@ Server::Server(config::ServerConfig config, Options options)
     log_.info("recovery: finished removing a conflicting log suffix (" +
               std::to_string(log_store_.resumed_cut_bytes()) + " bytes) that a crash interrupted");
   }
-  disk_full_ = data_dir_state_.reserve_released_bytes > 0 || storage::disk_nearly_full(config_.data_dir, kDiskFullBytes);
-  if (disk_full_) {
+  DriverOptions driver_options;
+  driver_options.data_dir = config_.data_dir;
+  driver_options.disk_full =
+      data_dir_state_.reserve_released_bytes > 0 || storage::disk_nearly_full(config_.data_dir, kDiskFullBytes);
+  if (driver_options.disk_full) {
     log_.warn("disk nearly full under " + config_.data_dir + " (" + std::to_string(storage::free_bytes(config_.data_dir)) +
               " bytes free" +
               (data_dir_state_.reserve_released_bytes > 0
@@ -100,8 +87,14 @@ Server::Server(config::ServerConfig config, Options options)
   log_.info("recovered term " + std::to_string(recovered.hard_state.current_term) + ", vote " +
             (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " +
             std::to_string(recovered.entries.size()) + " log entries from " + config_.data_dir);
-  core_ = std::make_unique<raft::Raft>(std::move(rc), std::move(recovered));
-  last_term_ = core_->current_term();
+  // The bases are private (nobody else may call them); the conversions
+  // are made here, where they are accessible.
+  Storage& storage = *this;
+  Transport& transport = *this;
+  Observer* observer = this;
+  driver_ = std::make_unique<Driver>(std::move(rc), std::move(recovered), storage, transport, log_,
+                                     std::move(driver_options), observer);
+  last_term_ = driver_->core().current_term();
   log_.info("listening on " + config_.listen.to_string() + " with " + std::to_string(config_.peers.size()) +
             " peers; heartbeat " + std::to_string(config_.params.heartbeat_interval_ms) + " ms, election timeout " +
             std::to_string(config_.params.election_timeout_min_ms) + "-" +
@@ -134,13 +127,13 @@ int Server::run(const std::atomic<bool>& stop) {
       // bounded catch-up avoids a burst of heartbeats.
       int due = static_cast<int>((now - next_tick) / tick) + 1;
       due = std::min(due, ticks_.election_ticks_max + 1);
-      for (int i = 0; i < due; ++i) core_->tick();
+      for (int i = 0; i < due; ++i) driver_->tick();
       next_tick = now + tick;
     }
-    process_ready();
+    driver_->process_ready();
   }
-  log_.info("stopping (signal); term " + std::to_string(core_->current_term()) + ", commit index " +
-            std::to_string(core_->commit_index()));
+  log_.info("stopping (signal); term " + std::to_string(driver_->core().current_term()) + ", commit index " +
+            std::to_string(driver_->core().commit_index()));
   return 0;
 }
 
@@ -182,7 +175,7 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
     return;
   }
   if (auto* request = std::get_if<wire::ClientRequest>(&decoded)) {
-    handle_client_request(std::move(*request), from);
+    driver_->client_request(std::move(*request), from);
     return;
   }
   if (auto* status = std::get_if<wire::StatusRequest>(&decoded)) {
@@ -199,280 +192,63 @@ void Server::handle_peer_message(const raft::Message& m, bool authentic, const n
   }
   if (!gate_.admit(m, from)) return;
   log_message("<-", m);
-  const std::uint64_t dropped_before = core_->drops().total();
-  core_->step(m);
-  if (core_->drops().total() != dropped_before) {
+  const std::uint64_t dropped_before = driver_->core().drops().total();
+  driver_->step(m);
+  if (driver_->core().drops().total() != dropped_before) {
     log_.debug("core dropped " + std::string(raft::to_string(m.type)) + " from " + m.from +
                " (breaks a rule it can check; see status peer_drops)");
   }
 }
 
-void Server::handle_client_request(wire::ClientRequest request, const net::Endpoint& from) {
-  if (request.src == config_.id || gate_.is_peer(request.src)) {
-    reply_error(from, request.src, request.seq, "bad_request", "client id '" + request.src + "' is a server id");
-    return;
-  }
-  if (request.op == wire::Op::Get) {
-    if (request.local) {
-      // Served from this node's state: may be stale, never waits for anyone.
-      wire::ClientReply r;
-      r.dest = request.src;
-      r.seq = request.seq;
-      r.ok = true;
-      r.value = state_machine_.get(request.key);
-      reply(from, std::move(r));
-      return;
-    }
-    if (core_->role() != raft::Role::Leader) {
-      reply_not_leader(from, request.src, request.seq);
-      return;
-    }
-    std::uint64_t ctx = next_read_ctx_++;
-    if (!core_->read_index(ctx)) {
-      reply_error(from, request.src, request.seq, "busy",
-                  "too many linearizable reads are waiting; retry shortly");
-      return;
-    }
-    pending_reads_[ctx] = PendingRead{request.src, request.seq, std::move(request.key), from, 0};
-    return;
-  }
-  handle_write(std::move(request), from);
-}
-
-void Server::handle_write(wire::ClientRequest request, const net::Endpoint& from) {
-  if (core_->role() != raft::Role::Leader) {
-    reply_not_leader(from, request.src, request.seq);
-    return;
-  }
-  if (disk_full_) {
-    reply_error(from, request.src, request.seq, "busy",
-                "the disk under " + config_.data_dir + " is (nearly) full: no new writes until space is freed");
-    return;
-  }
-  // Exactly once (§8): a command already applied is answered from the
-  // session, not applied again.
-  std::uint64_t last_seq = state_machine_.last_seq(request.src);
-  if (request.seq <= last_seq) {
-    if (auto cached = state_machine_.cached(request.src, request.seq)) {
-      wire::ClientReply r;
-      r.dest = request.src;
-      r.seq = request.seq;
-      r.ok = cached->ok;
-      r.value = cached->value;
-      r.error = cached->error;
-      reply(from, std::move(r));
-    } else {
-      reply_error(from, request.src, request.seq, "bad_request",
-                  "seq " + std::to_string(request.seq) + " is older than this client's last applied seq " +
-                      std::to_string(last_seq));
-    }
-    return;
-  }
-  // Seqs grow by one per command; a seq far ahead of the session is a
-  // mistake or an attack that would poison this client id for good (every
-  // later, smaller seq would be refused as old). Refuse it, changing nothing.
-  if (request.seq - last_seq > kMaxSeqLead) {
-    reply_error(from, request.src, request.seq, "bad_request",
-                "seq " + std::to_string(request.seq) + " is more than 2^32 ahead of this client's last applied seq " +
-                    std::to_string(last_seq) + "; start a new client id instead");
-    return;
-  }
-  // A retry of a command still in flight: answer it where it now waits.
-  if (auto it = pending_by_client_.find(request.src); it != pending_by_client_.end()) {
-    auto pw = pending_writes_.find(it->second);
-    if (pw != pending_writes_.end() && pw->second.seq == request.seq) {
-      pw->second.reply_to = from;
-      return;
-    }
-  }
-  kv::Command command;
-  command.client_id = request.src;
-  command.seq = request.seq;
-  command.op = request.op;
-  command.key = std::move(request.key);
-  command.value = std::move(request.value);
-  command.expected = std::move(request.expected);
-  std::string data = kv::encode(command);
-  if (data.size() > kMaxCommandBytes) {
-    reply_error(from, request.src, request.seq, "too_large",
-                "encoded command is " + std::to_string(data.size()) + " bytes; the limit is " +
-                    std::to_string(kMaxCommandBytes));
-    return;
-  }
-  auto index = core_->propose(std::move(data));
-  if (!index) {
-    reply_not_leader(from, request.src, request.seq);
-    return;
-  }
-  pending_writes_[*index] = PendingWrite{request.src, request.seq, from};
-  pending_by_client_[request.src] = *index;
-}
-
 void Server::handle_status(const wire::StatusRequest& request, const net::Endpoint& from) {
-  wire::StatusReply r;
+  GateDrops gate;
+  gate.bad_mac = gate_.dropped(DropReason::BadMac);
+  gate.foreign_cluster = gate_.dropped(DropReason::ForeignCluster);
+  gate.malformed = gate_.dropped(DropReason::Malformed);
+  gate.no_mac = gate_.dropped(DropReason::NoMac);
+  gate.unknown_sender = gate_.dropped(DropReason::UnknownSender);
+  gate.wrong_address = gate_.dropped(DropReason::WrongAddress);
+  wire::StatusReply r = driver_->status(gate);
   r.src = config_.id;
   r.dest = request.src;
-  r.id = config_.id;
-  r.role = role_name(core_->role());
-  r.term = core_->current_term();
-  r.leader = core_->leader_id();
-  r.commit_index = core_->commit_index();
-  r.last_applied = last_applied_;
-  r.last_log_index = core_->log().last_index();
-  r.voted_for = core_->voted_for();
-  r.disk_full = disk_full_;
-  // Sorted by reason, as a JSON object's keys are: the reply decodes to itself.
-  const raft::DropCounts& core = core_->drops();
-  r.peer_drops = {
-      {"bad_entries", core.bad_entries},
-      {"bad_mac", gate_.dropped(DropReason::BadMac)},
-      {"foreign_cluster", gate_.dropped(DropReason::ForeignCluster)},
-      {"future_read_round", core.future_read_round},
-      {"malformed", gate_.dropped(DropReason::Malformed)},
-      {"no_mac", gate_.dropped(DropReason::NoMac)},
-      {"out_of_range", core.out_of_range},
-      {"unknown_sender", gate_.dropped(DropReason::UnknownSender) + core.not_for_us},
-      {"unsent_match", core.unsent_match},
-      {"wrong_address", gate_.dropped(DropReason::WrongAddress)},
-  };
   socket_.send_to(from, wire::encode(r));
 }
 
-void Server::process_ready() {
-  while (core_->has_ready()) {
-    raft::Ready rd = core_->ready();
-    // 1. Persist: term and vote, then the entries, one fsync for the batch.
-    if (rd.hard_state) meta_store_.save(*rd.hard_state);
-    if (!rd.entries.empty()) {
-      log_store_.append(rd.entries);
-      log_store_.sync();
-    }
-    // 2. Send, now that everything the messages vouch for is durable.
-    for (const raft::Message& m : rd.messages) send_raft(m);
-    // 3. Apply and answer.
-    for (const raft::Entry& e : rd.committed) apply(e);
-    for (const raft::ReadState& rs : rd.reads) {
-      auto it = pending_reads_.find(rs.ctx);
-      if (it == pending_reads_.end()) continue;
-      it->second.read_index = rs.index;
-      if (rs.index <= last_applied_) {
-        serve_read(rs.ctx);
-      } else {
-        reads_waiting_apply_.emplace(rs.index, rs.ctx);
-      }
-    }
-    for (std::uint64_t ctx : rd.failed_reads) {
-      auto it = pending_reads_.find(ctx);
-      if (it == pending_reads_.end()) continue;
-      reply_not_leader(it->second.reply_to, it->second.client, it->second.seq);
-      pending_reads_.erase(it);
-    }
-    core_->advance(rd);
-    after_role_change();
-  }
-}
-
-void Server::apply(const raft::Entry& entry) {
-  last_applied_ = entry.index;
-  std::optional<kv::Result> result;
-  std::optional<kv::Command> command;
-  if (entry.type == raft::EntryType::Command) {
-    command = kv::decode(entry.data);
-    if (command) {
-      result = state_machine_.apply(entry.index, *command);
-    } else {
-      log_.error("entry " + std::to_string(entry.index) + " holds no valid command; skipped");
-    }
-  }
-  if (auto it = pending_writes_.find(entry.index); it != pending_writes_.end()) {
-    PendingWrite pw = std::move(it->second);
-    pending_writes_.erase(it);
-    if (auto c = pending_by_client_.find(pw.client); c != pending_by_client_.end() && c->second == entry.index)
-      pending_by_client_.erase(c);
-    if (command && result && command->client_id == pw.client && command->seq == pw.seq) {
-      wire::ClientReply r;
-      r.dest = pw.client;
-      r.seq = pw.seq;
-      r.ok = result->ok;
-      r.value = result->value;
-      r.error = result->error;
-      reply(pw.reply_to, std::move(r));
-    } else {
-      // Another leader's entry took this index: ours was never committed.
-      reply_not_leader(pw.reply_to, pw.client, pw.seq);
-    }
-  }
-  // Reads whose read index is now applied.
-  while (!reads_waiting_apply_.empty() && reads_waiting_apply_.begin()->first <= last_applied_) {
-    std::uint64_t ctx = reads_waiting_apply_.begin()->second;
-    reads_waiting_apply_.erase(reads_waiting_apply_.begin());
-    serve_read(ctx);
-  }
-}
-
-void Server::serve_read(std::uint64_t ctx) {
-  auto it = pending_reads_.find(ctx);
-  if (it == pending_reads_.end()) return;
-  wire::ClientReply r;
-  r.dest = it->second.client;
-  r.seq = it->second.seq;
-  r.ok = true;
-  r.value = state_machine_.get(it->second.key);
-  reply(it->second.reply_to, std::move(r));
-  pending_reads_.erase(it);
-}
-
-void Server::after_role_change() {
-  raft::Role role = core_->role();
-  raft::Term term = core_->current_term();
-  const std::string& leader = core_->leader_id();
+void Server::on_advanced() {
+  const raft::Raft& core = driver_->core();
+  raft::Role role = core.role();
+  raft::Term term = core.current_term();
+  const std::string& leader = core.leader_id();
   if (role != last_role_ || term != last_term_ || leader != last_leader_) {
     std::string line = "term " + std::to_string(term) + ": " + role_name(role);
     if (role == raft::Role::PreCandidate) line += " (pre-vote)";
     if (role != raft::Role::Leader) line += ", leader " + (leader.empty() ? std::string("unknown") : leader);
-    line += ", log " + std::to_string(core_->log().last_index()) + ", commit " + std::to_string(core_->commit_index());
+    line += ", log " + std::to_string(core.log().last_index()) + ", commit " + std::to_string(core.commit_index());
     log_.info(line);
-  }
-  if (last_role_ == raft::Role::Leader && role != raft::Role::Leader) {
-    // Our proposals may or may not commit under the next leader; the client
-    // retries with the same seq and the session answers it exactly once.
-    for (auto& [index, pw] : pending_writes_) reply_not_leader(pw.reply_to, pw.client, pw.seq);
-    pending_writes_.clear();
-    pending_by_client_.clear();
   }
   last_role_ = role;
   last_term_ = term;
   last_leader_ = leader;
 }
 
-void Server::reply(const net::Endpoint& to, wire::ClientReply r) {
-  r.src = config_.id;
+void Server::reply(const net::Endpoint& to, const wire::ClientReply& r) {
   send_buffer_ = wire::encode(r);
   socket_.send_to(to, send_buffer_);
-}
-
-void Server::reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq) {
-  wire::ClientReply r;
-  r.dest = client;
-  r.seq = seq;
-  r.ok = false;
-  r.error = "not_leader";
-  if (core_->leader_id() != config_.id) r.leader = core_->leader_id();
-  reply(to, std::move(r));
 }
 
 void Server::reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
                          const std::string& error, const std::string& message) {
   wire::ClientReply r;
+  r.src = config_.id;
   r.dest = client;
   r.seq = seq;
   r.ok = false;
   r.error = error;
   r.message = message;
-  reply(to, std::move(r));
+  reply(to, r);
 }
 
-void Server::send_raft(const raft::Message& m) {
+void Server::send(const raft::Message& m) {
   const net::Endpoint* to = gate_.endpoint_of(m.to);
   if (to == nullptr) return;
   send_buffer_ = wire::encode(m);

@@ -1,21 +1,18 @@
-// The node's shell around the pure core: one UDP socket, one single-threaded
-// event loop, the disk. It drives the core and honours the Ready contract:
-// persist (one fsync per batch), then send, then apply and answer clients.
+// The node's shell around the driver (driver.h): one UDP socket, one
+// single-threaded event loop, the disk.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
-#include "kv/state_machine.h"
 #include "net/udp_socket.h"
 #include "log/logger.h"
+#include "node/driver.h"
 #include "node/peer_gate.h"
 #include "raft/raft.h"
 #include "storage/identity.h"
@@ -41,7 +38,10 @@ struct TickPlan {
 };
 TickPlan plan_ticks(const config::ServerParams& params);
 
-class Server {
+// The node's shell: sockets, peer authentication, decoding, the real disk
+// and the tick timer. Everything between a decoded input and the core (the
+// Ready loop, client sessions, pending requests) is the Driver's.
+class Server : private Storage, private Transport, private Observer {
  public:
   // Opens the data directory (recovering the log) and binds the socket.
   // Throws storage::StorageError or std::runtime_error with a clear message.
@@ -53,20 +53,20 @@ class Server {
  private:
   void handle_datagram(std::string_view datagram, const net::Endpoint& from);
   void handle_peer_message(const raft::Message& m, bool authentic, const net::Endpoint& from);
-  void handle_client_request(wire::ClientRequest request, const net::Endpoint& from);
-  void handle_write(wire::ClientRequest request, const net::Endpoint& from);
   void handle_status(const wire::StatusRequest& request, const net::Endpoint& from);
-  void process_ready();
-  void apply(const raft::Entry& entry);
-  void serve_read(std::uint64_t ctx);
-  void after_role_change();
-
-  void reply(const net::Endpoint& to, wire::ClientReply reply);
-  void reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq);
   void reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
                    const std::string& error, const std::string& message);
-  void send_raft(const raft::Message& message);
   void log_message(const char* direction, const raft::Message& m) const;
+
+  // Storage: the log file and the term/vote file.
+  void save_hard_state(const raft::HardState& state) override { meta_store_.save(state); }
+  void append(const std::vector<raft::Entry>& entries) override { log_store_.append(entries); }
+  void sync() override { log_store_.sync(); }
+  // Transport: sealed peer datagrams and client replies, from one socket.
+  void send(const raft::Message& message) override;
+  void reply(const net::Endpoint& to, const wire::ClientReply& reply) override;
+  // Observer: one log line per change of role, term or leader.
+  void on_advanced() override;
 
   config::ServerConfig config_;
   Options options_;
@@ -79,32 +79,8 @@ class Server {
   storage::DataDirState data_dir_state_;
   storage::LogStore log_store_;
   storage::MetaStore meta_store_;
-  std::unique_ptr<raft::Raft> core_;
-  kv::StateMachine state_machine_;
+  std::unique_ptr<Driver> driver_;
 
-  // Writes this node proposed as leader, answered when applied.
-  struct PendingWrite {
-    std::string client;
-    std::uint64_t seq;
-    net::Endpoint reply_to;
-  };
-  std::map<raft::Index, PendingWrite> pending_writes_;
-  std::unordered_map<std::string, raft::Index> pending_by_client_;  // client -> index of its in-flight write
-
-  // Linearizable reads waiting for the core's ReadIndex and then for apply.
-  struct PendingRead {
-    std::string client;
-    std::uint64_t seq;
-    std::string key;
-    net::Endpoint reply_to;
-    raft::Index read_index = 0;  // set once confirmed
-  };
-  std::unordered_map<std::uint64_t, PendingRead> pending_reads_;
-  std::multimap<raft::Index, std::uint64_t> reads_waiting_apply_;
-  std::uint64_t next_read_ctx_ = 1;
-
-  raft::Index last_applied_ = 0;
-  bool disk_full_ = false;  // started on a (nearly) full disk: no writes accepted
   raft::Role last_role_ = raft::Role::Follower;
   raft::Term last_term_ = 0;
   std::string last_leader_;

@@ -17,6 +17,12 @@
 //                  repeats, each command at most once.
 //   on_read_state  a ReadIndex answer covers every write acknowledged before
 //                  the read was issued (linearizable reads, §8, pitfalls 9, 11).
+//   on_kv_apply    each replica's state machine gives the result and holds
+//                  the dictionary of the checker's reference (kv_model.h):
+//                  a retried (client, seq) takes effect at most once (§8).
+//   on_write_reply every final answer to a write (first or retried) is the
+//                  result of its one application, which happened before.
+// The client-visible history as a whole is checked by linearizable.h.
 //
 // To stay cheap, logs are compared through chained prefix hashes (common.h):
 // per node one hash per index, and one global map (index, term) -> hash.
@@ -31,12 +37,19 @@
 #include <unordered_set>
 #include <vector>
 
+#include "kv/command.h"
+#include "kv/state_machine.h"
 #include "raft/raft.h"
+#include "wire/messages.h"
 #include "cluster.h"
 #include "common.h"
+#include "kv_model.h"
 #include "trace.h"
 
 namespace sim {
+
+// "(index 3, term 2, 'data')" or "(index 3, term 2, noop)".
+std::string show(const raft::Entry& e);
 
 class Checker {
  public:
@@ -54,8 +67,15 @@ class Checker {
   // Before the node's state machine applies e (n.applied is the previous index).
   void on_apply(const Node& n, const raft::Entry& e);
   void on_propose(const Node& n, const std::string& data, std::optional<raft::Index> index);
-  void on_ack(const Node& n, const raft::Entry& e);
   void on_read_state(const Node& n, const raft::ReadState& read, const IssuedRead& issued);
+  // The node's state machine applied e (after on_apply); command and result
+  // are null when e holds no command.
+  void on_kv_apply(const Node& n, const raft::Entry& e, const kv::Command* command, const kv::Result* result);
+  // Node `node` sent `reply`, a final answer (ok or cas_failed) to the
+  // write (client, reply.seq) that the client still waits for.
+  void on_write_reply(int node, const std::string& client, const wire::ClientReply& reply);
+  // Index at which (client, seq) first took effect; nullopt if it has not.
+  std::optional<raft::Index> first_applied_index(const std::string& client, std::uint64_t seq) const;
 
   raft::Index max_acked_index() const { return max_acked_index_; }
   raft::Index committed_index() const { return committed_.size() - 1; }
@@ -79,6 +99,7 @@ class Checker {
     raft::Index verify_cursor = 0;  // rolling re-verification of the in-memory log
     raft::Index applied = 0;
     std::uint64_t applied_hash = kEmptyLogHash;
+    KvModel model;  // what this incarnation's state machine must hold
   };
   struct Committed {
     raft::Entry entry;
@@ -105,6 +126,18 @@ class Checker {
     raft::Term term;
     std::string data;
   };
+  struct Proposed {
+    std::uint32_t proposed = 0;   // times a leader accepted this command
+    std::uint32_t committed = 0;  // times it was committed
+  };
+  // Where a (client, seq) took effect: the same on every replica.
+  struct FirstApply {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    std::string data;
+    kv::Result result;
+    bool acked = false;  // counted in acked_ once
+  };
 
   [[noreturn]] void fail(const std::string& invariant, const std::string& details) const;
   std::string who(const Node& n) const;
@@ -127,8 +160,13 @@ class Checker {
   std::unordered_map<std::pair<raft::Index, raft::Term>, Origin, KeyHash> first_seen_;
   std::map<raft::Term, int> leader_of_term_;
   std::map<std::pair<int, raft::Term>, raft::NodeId> granted_votes_;  // (voter, term) -> candidate
-  std::unordered_set<std::string> proposed_;
-  std::unordered_set<std::string> committed_commands_;
+  std::unordered_map<std::string, Proposed> proposals_;  // by command data
+  struct ClientSeqHash {
+    std::size_t operator()(const std::pair<std::string, std::uint64_t>& k) const {
+      return static_cast<std::size_t>(mix64(hash_bytes(k.first) ^ k.second));
+    }
+  };
+  std::unordered_map<std::pair<std::string, std::uint64_t>, FirstApply, ClientSeqHash> first_applies_;  // by (client, seq)
   std::vector<Acked> acked_;
   raft::Index max_acked_index_ = 0;
 };

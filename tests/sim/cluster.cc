@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "checker.h"
+#include "shell.h"
 
 namespace sim {
 
@@ -20,28 +21,26 @@ const char* to_string(CrashPoint point) {
 
 namespace {
 
-[[noreturn]] void shell_violation(const std::string& invariant, const std::string& details) {
-  throw Violation{invariant, details};
-}
-
-// Bounds on work per tick: a core that floods the network or never drains
-// its Ready is a bug (TIGER_STYLE: everything has a limit).
-constexpr int kMaxReadyRounds = 64;
+// Bound on traffic: a core that floods the network is a bug (TIGER_STYLE:
+// everything has a limit). The bound on Readies per turn is the shell's.
 constexpr std::size_t kMaxInFlight = 200000;
 
 }  // namespace
 
-Cluster::Cluster(const ClusterOptions& options, Clock& clock, Trace& trace, Network& network, Checker& checker)
+Cluster::Cluster(const ClusterOptions& options, Clock& clock, Trace& trace, Network& network, Checker& checker,
+                 Clients& clients)
     : options_(options),
       clock_(clock),
       trace_(trace),
       network_(network),
       checker_(checker),
-      rng_(derive_seed(options.seed, 30)) {
+      rng_(derive_seed(options.seed, 30)),
+      quiet_("sim", logging::LogLevel::Error) {
   for (int i = 0; i < options.size; ++i) {
     auto n = std::make_unique<Node>();
     n->index = i;
     n->id = node_name(i);
+    shells_.push_back(std::make_unique<Shell>(*n, options.size, clock, trace, network, checker, clients, rng_));
     nodes_.push_back(std::move(n));
   }
 }
@@ -69,11 +68,10 @@ void Cluster::boot(int i) {
   ++n.incarnation;
   n.paused = false;
   n.crash_at_ready = CrashPoint::None;
-  n.applied = 0;
-  n.proposals.clear();
   n.reads.clear();
-  n.waiting_reads.clear();
-  n.core = std::make_unique<raft::Raft>(make_config(i), raft::Recovered{n.disk.hard_state, n.disk.entries});
+  Shell& shell = *shells_[i];
+  n.driver = std::make_unique<node::Driver>(make_config(i), raft::Recovered{n.disk.hard_state, n.disk.entries}, shell,
+                                            shell, quiet_, node::DriverOptions{}, &shell);
   ++clock_.step;
   checker_.on_boot(n);
   checker_.after_step(n);
@@ -106,13 +104,11 @@ void Cluster::crash(int i, std::int64_t down_ticks, CrashPoint where) {
 
 void Cluster::crash_now(Node& n, std::int64_t down_ticks, const char* how) {
   trace_.event(EventKind::Crash, n.index, 0, 0, 0, 0, std::string(how) + ", down for " + std::to_string(down_ticks) + " ticks");
-  n.core.reset();
+  n.driver.reset();  // with it the pending client requests: the clients time out
   n.paused = false;
   n.crash_at_ready = CrashPoint::None;
   n.restart_at = clock_.tick + std::max<std::int64_t>(1, down_ticks);
-  n.proposals.clear();  // their outcome is unknown to the client: indefinite
   n.reads.clear();
-  n.waiting_reads.clear();
   checker_.on_crash(n);
 }
 
@@ -137,10 +133,10 @@ void Cluster::resume(int i) {
 int Cluster::current_leader() const {
   raft::Term top = 0;
   for (const auto& n : nodes_) {
-    if (n->alive()) top = std::max(top, n->core->current_term());
+    if (n->alive()) top = std::max(top, n->core().current_term());
   }
   for (const auto& n : nodes_) {
-    if (n->alive() && n->core->role() == raft::Role::Leader && n->core->current_term() == top) return n->index;
+    if (n->alive() && n->core().role() == raft::Role::Leader && n->core().current_term() == top) return n->index;
   }
   return -1;
 }
@@ -148,29 +144,23 @@ int Cluster::current_leader() const {
 void Cluster::after_input(Node& n) {
   ++clock_.step;
   checker_.after_step(n);
-  if (rng_.chance(options_.ready_now)) {
-    int rounds = 0;
-    while (n.alive() && n.core->has_ready()) {
-      if (++rounds > kMaxReadyRounds) {
-        shell_violation("a Ready drains: after advance(), has_ready() eventually turns false",
-                        n.id + " still has a Ready after " + std::to_string(kMaxReadyRounds) + " rounds");
-      }
-      handle_ready(n);
-    }
-  }
+  if (rng_.chance(options_.ready_now)) process_ready(n);
 }
 
 void Cluster::flush_readies() {
   for (auto& p : nodes_) {
-    Node& n = *p;
-    int rounds = 0;
-    while (n.runnable() && n.core->has_ready()) {
-      if (++rounds > kMaxReadyRounds) {
-        shell_violation("a Ready drains: after advance(), has_ready() eventually turns false",
-                        n.id + " still has a Ready after " + std::to_string(kMaxReadyRounds) + " rounds");
-      }
-      handle_ready(n);
-    }
+    if (p->runnable()) process_ready(*p);
+  }
+}
+
+// The node's own loop (node::Driver::process_ready); a crash the shell
+// injects inside a Ready unwinds out of it, and the driver is thrown away.
+void Cluster::process_ready(Node& n) {
+  shells_[n.index]->begin_turn();
+  try {
+    n.driver->process_ready();
+  } catch (const SimulatedCrash& crash) {
+    crash_now(n, n.crash_down_ticks, to_string(crash.point));
   }
 }
 
@@ -187,7 +177,7 @@ void Cluster::advance_time(bool allow_clock_skew) {
     Node& n = node(i);
     if (!n.runnable()) continue;
     if (allow_clock_skew && n.tick_skip > 0 && rng_.chance(n.tick_skip)) continue;  // slow clock
-    n.core->tick();
+    n.driver->tick();
     after_input(n);
   }
   deliver_due();
@@ -211,150 +201,19 @@ void Cluster::deliver_due() {
       continue;
     }
     trace_.message(EventKind::Deliver, e->from, e->to, e->message);
-    n.core->step(e->message);
+    n.driver->step(e->message);
     after_input(n);
     if (network_.in_flight() > kMaxInFlight) {
-      shell_violation("bounded traffic: the cluster does not flood the network",
-                      std::to_string(network_.in_flight()) + " messages in flight");
+      throw Violation{"bounded traffic: the cluster does not flood the network",
+                      std::to_string(network_.in_flight()) + " messages in flight"};
     }
   }
 }
 
-// The shell's loop, exactly as raft.h prescribes, with the optional crash
-// points of a node scheduled to crash in the middle of a Ready.
-void Cluster::handle_ready(Node& n) {
-  raft::Ready rd = n.core->ready();
-  ++clock_.step;
-  checker_.after_step(n);
-  const CrashPoint point = n.crash_at_ready;
-  auto crash_here = [&] { crash_now(n, n.crash_down_ticks, to_string(point)); };
-  if (point == CrashPoint::BeforePersist) return crash_here();
-
-  // 1. Persist.
-  persist(n, rd, point == CrashPoint::TornPersist);
-  if (point == CrashPoint::TornPersist || point == CrashPoint::AfterPersist) return crash_here();
-
-  // 2. Send.
-  for (const raft::Message& m : rd.messages) {
-    checker_.on_send(n, m);
-    network_.send(n.index, node_index(m.to, size()), m);
-  }
-  if (point == CrashPoint::AfterSend) return crash_here();
-
-  // 3. Apply, then serve reads.
-  for (const raft::Entry& e : rd.committed) apply(n, e);
-  for (const raft::ReadState& r : rd.reads) {
-    auto it = n.reads.find(r.ctx);
-    if (it == n.reads.end()) {
-      shell_violation("each read is answered at most once, by the node it was issued to",
-                      n.id + " returned a ReadState for ctx " + std::to_string(r.ctx) +
-                          ", which is not pending there");
-    }
-    checker_.on_read_state(n, r, it->second);
-    n.reads.erase(it);
-    n.waiting_reads.push_back(WaitingRead{r.ctx, r.index});
-  }
-  serve_reads(n);
-  for (std::uint64_t ctx : rd.failed_reads) {
-    if (n.reads.erase(ctx) == 0) {
-      shell_violation("each read is answered at most once, by the node it was issued to",
-                      n.id + " failed read ctx " + std::to_string(ctx) + ", which is not pending there");
-    }
-    trace_.event(EventKind::ReadFail, n.index, ctx);
-  }
-
-  // 4. Done.
-  n.core->advance(rd);
-  ++clock_.step;
-  checker_.after_step(n);
-}
-
-void Cluster::persist(Node& n, const raft::Ready& rd, bool torn) {
-  Disk& d = n.disk;
-  if (rd.hard_state) d.hard_state = *rd.hard_state;  // atomic: write, fsync, rename
-  raft::Index first_changed = 0;
-  if (!rd.entries.empty()) {
-    const raft::Index from = rd.entries.front().index;
-    if (from == 0 || from > d.entries.size() + 1) {
-      shell_violation("Ready.entries continue the stored log",
-                      n.id + " handed entries from index " + std::to_string(from) + " with " +
-                          std::to_string(d.entries.size()) + " entries stored");
-    }
-    for (std::size_t k = 0; k < rd.entries.size(); ++k) {
-      if (rd.entries[k].index != from + k) {
-        shell_violation("Ready.entries are contiguous",
-                        n.id + " handed index " + std::to_string(rd.entries[k].index) + " at position " +
-                            std::to_string(k) + " of a batch starting at " + std::to_string(from));
-      }
-    }
-    // Entries rewritten identically are already durable and cannot tear.
-    raft::Index differs = from;
-    while (differs - from < rd.entries.size() && differs <= d.entries.size() &&
-           d.entries[differs - 1] == rd.entries[differs - from]) {
-      ++differs;
-    }
-    d.entries.resize(from - 1);
-    d.entries.insert(d.entries.end(), rd.entries.begin(), rd.entries.end());
-    if (torn && d.entries.size() > differs - 1) {
-      // Only a prefix of the new records reached the platter.
-      d.entries.resize(static_cast<std::size_t>(
-          rng_.between(static_cast<std::int64_t>(differs - 1), static_cast<std::int64_t>(d.entries.size()) - 1)));
-    }
-    first_changed = from;
-  }
-  if (rd.hard_state || first_changed) {
-    int vote = node_index(d.hard_state.voted_for, size());
-    trace_.event(EventKind::Persist, n.index, d.hard_state.current_term, static_cast<std::uint64_t>(vote + 1),
-                 first_changed, first_changed ? d.entries.size() : 0, torn ? "(torn)" : "");
-    checker_.after_persist(n, rd.hard_state.has_value(), first_changed);
-  }
-}
-
-void Cluster::apply(Node& n, const raft::Entry& e) {
-  checker_.on_apply(n, e);
-  n.applied = e.index;
-  // Settle the client writes this node accepted at indexes up to e.index:
-  // the one at e.index succeeded iff the entry is the one it proposed.
-  while (!n.proposals.empty() && n.proposals.begin()->first <= e.index) {
-    auto it = n.proposals.begin();
-    if (it->first == e.index && e.type == raft::EntryType::Command && e.data == it->second.data) {
-      checker_.on_ack(n, e);
-      ++acks_;
-      trace_.event(EventKind::Ack, n.index, e.index, e.term, 0, 0, e.data);
-    }
-    n.proposals.erase(it);
-  }
-}
-
-void Cluster::serve_reads(Node& n) {
-  auto served = std::stable_partition(n.waiting_reads.begin(), n.waiting_reads.end(),
-                                      [&](const WaitingRead& r) { return r.index > n.applied; });
-  for (auto it = served; it != n.waiting_reads.end(); ++it) {
-    ++reads_served_;
-    trace_.event(EventKind::ReadServe, n.index, it->ctx, it->index);
-  }
-  n.waiting_reads.erase(served, n.waiting_reads.end());
-}
-
-std::optional<raft::Index> Cluster::propose(int i, const std::string& data) {
-  Node& n = node(i);
-  if (!n.runnable()) return std::nullopt;
-  std::optional<raft::Index> index = n.core->propose(data);
-  checker_.on_propose(n, data, index);
-  if (index) {
-    n.proposals[*index] = Proposal{data, clock_.tick};
-    trace_.event(EventKind::Propose, i, *index, 0, 0, 0, data);
-  }
-  after_input(n);
-  return index;
-}
-
-void Cluster::read(int i, std::uint64_t ctx, raft::Index acked_floor) {
+void Cluster::client_request(int i, wire::ClientRequest request, const net::Endpoint& from) {
   Node& n = node(i);
   if (!n.runnable()) return;
-  n.reads[ctx] = IssuedRead{acked_floor, clock_.tick, n.core->role() == raft::Role::Leader};
-  trace_.event(EventKind::ReadIssue, i, ctx, acked_floor);
-  n.core->read_index(ctx);
+  n.driver->client_request(std::move(request), from);
   after_input(n);
 }
 

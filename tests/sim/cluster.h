@@ -1,21 +1,23 @@
-// The simulated cluster: n nodes, each a pure raft::Raft core plus the shell
-// around it (simulated disk, volatile state machine, client bookkeeping),
-// driven exactly by the contract of raft.h:
+// The simulated cluster: n nodes, each the node's own node::Driver (the
+// Ready loop, client sessions, pending writes and reads of src/node) around a
+// raft::Raft core, with a simulated disk and network (shell.h). The driver
+// runs the contract of raft.h:
 //
-//   input (tick / step / propose / read_index)
-//   while has_ready(): rd = ready();
+//   input (tick / step / client_request)
+//   process_ready(): while has_ready(): rd = ready();
 //     1. persist rd.hard_state (atomically) and rd.entries (drop stored
 //        entries with index >= rd.entries.front().index, then append);
 //     2. send rd.messages;
-//     3. apply rd.committed in order; serve rd.reads once applied >= index;
+//     3. apply rd.committed in order, answer clients; serve reads;
 //     4. advance(rd).
 //
 // Faults modelled here (the network's are in network.h):
 //
-//   crash        the core and all volatile state vanish (state machine,
-//                pending client requests). Only the Disk survives. A crash
-//                may happen between steps, or in the middle of handling a
-//                Ready, which is where "lose what was not persisted" bites:
+//   crash        the driver and all volatile state vanish (core, state
+//                machine, pending client requests). Only the Disk survives.
+//                A crash may happen between steps, or in the middle of
+//                handling a Ready, which is where "lose what was not
+//                persisted" bites (injected by the shell, shell.h):
 //                  BeforePersist  nothing of that Ready survives, no message leaves;
 //                  TornPersist    term/vote written, but the entry append tore:
 //                                 only a prefix of the new entries survives
@@ -39,7 +41,11 @@
 #include <string>
 #include <vector>
 
+#include "log/logger.h"
+#include "net/udp_socket.h"
+#include "node/driver.h"
 #include "raft/raft.h"
+#include "wire/messages.h"
 #include "common.h"
 #include "network.h"
 #include "trace.h"
@@ -47,6 +53,8 @@
 namespace sim {
 
 class Checker;
+class Clients;
+class Shell;
 
 // What survives a crash: the atomically replaced term/vote file and the log.
 struct Disk {
@@ -57,26 +65,16 @@ struct Disk {
 enum class CrashPoint : std::uint8_t { None, BeforePersist, TornPersist, AfterPersist, AfterSend };
 const char* to_string(CrashPoint point);
 
-struct Proposal {
-  std::string data;
-  std::int64_t tick = 0;
-};
-
 struct IssuedRead {
   raft::Index acked_floor = 0;  // highest acknowledged write index when issued
   std::int64_t tick = 0;
   bool issued_as_leader = false;
 };
 
-struct WaitingRead {
-  std::uint64_t ctx = 0;
-  raft::Index index = 0;
-};
-
 struct Node {
   int index = 0;
   raft::NodeId id;
-  std::unique_ptr<raft::Raft> core;  // null while crashed
+  std::unique_ptr<node::Driver> driver;  // null while crashed
   Disk disk;
   std::uint64_t incarnation = 0;  // 1 for the first boot, +1 per restart
 
@@ -89,15 +87,15 @@ struct Node {
   std::int64_t crash_down_ticks = 0;       // for a crash scheduled at the next Ready
   double tick_skip = 0;                    // slow clock: probability a tick is skipped
 
-  // Volatile shell state (one incarnation).
-  bool ready_deferred = false;
-  raft::Index applied = 0;
-  std::map<raft::Index, Proposal> proposals;   // index -> pending client write
-  std::map<std::uint64_t, IssuedRead> reads;   // ctx -> pending client read
-  std::vector<WaitingRead> waiting_reads;      // ReadStates waiting for apply
+  // Volatile (one incarnation): reads the core accepted, by ctx, until it
+  // answers them in a Ready.
+  std::map<std::uint64_t, IssuedRead> reads;
 
-  bool alive() const { return core != nullptr; }
-  bool runnable() const { return core != nullptr && !paused; }
+  bool alive() const { return driver != nullptr; }
+  bool runnable() const { return driver != nullptr && !paused; }
+  // Only while alive.
+  const raft::Raft& core() const { return driver->core(); }
+  raft::Index applied() const { return driver->last_applied(); }
 };
 
 struct ClusterOptions {
@@ -113,7 +111,8 @@ struct ClusterOptions {
 
 class Cluster {
  public:
-  Cluster(const ClusterOptions& options, Clock& clock, Trace& trace, Network& network, Checker& checker);
+  Cluster(const ClusterOptions& options, Clock& clock, Trace& trace, Network& network, Checker& checker,
+          Clients& clients);
   ~Cluster();
 
   int size() const { return static_cast<int>(nodes_.size()); }
@@ -132,27 +131,21 @@ class Cluster {
   void resume(int i);
   void set_ready_now(double p) { options_.ready_now = p; }
 
-  // Client operations; they return what the core said.
-  std::optional<raft::Index> propose(int i, const std::string& data);
-  void read(int i, std::uint64_t ctx, raft::Index acked_floor);
+  // A client's request reaches node i (runnable), as a decoded datagram
+  // reaches the node's driver.
+  void client_request(int i, wire::ClientRequest request, const net::Endpoint& from);
 
   // The node that leads the highest term any live node knows of, or -1.
   int current_leader() const;
 
   void flush_readies();
 
-  std::uint64_t acks() const { return acks_; }
-  std::uint64_t reads_served() const { return reads_served_; }
-
  private:
   raft::Config make_config(int i) const;
   void boot(int i);
   void crash_now(Node& n, std::int64_t down_ticks, const char* how);
   void after_input(Node& n);
-  void handle_ready(Node& n);
-  void persist(Node& n, const raft::Ready& rd, bool torn);
-  void apply(Node& n, const raft::Entry& e);
-  void serve_reads(Node& n);
+  void process_ready(Node& n);
   void deliver_due();
 
   ClusterOptions options_;
@@ -161,9 +154,9 @@ class Cluster {
   Network& network_;
   Checker& checker_;
   Rng rng_;
+  logging::Logger quiet_;  // the drivers' log: errors only (there should be none)
   std::vector<std::unique_ptr<Node>> nodes_;
-  std::uint64_t acks_ = 0;
-  std::uint64_t reads_served_ = 0;
+  std::vector<std::unique_ptr<Shell>> shells_;  // [i]: node i's disk, network and hooks
 };
 
 }  // namespace sim

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "checker.h"
+#include "clients.h"
 #include "cluster.h"
 #include "common.h"
+#include "linearizable.h"
 #include "network.h"
 #include "trace.h"
 
@@ -29,8 +31,6 @@ std::string replay_command(const RunOptions& options) {
 
 namespace {
 
-constexpr raft::Index kMaxUncommitted = 64;
-
 // Everything about a run that the seed decides before it starts.
 struct RunParams {
   int size = 3;
@@ -44,8 +44,10 @@ struct RunParams {
   double pause_rate = 0;      // per tick
   int pause_ticks_max = 0;
   double clock_skew = 0;      // a node skips up to this share of its ticks
-  double write_rate = 0;      // client writes per tick
-  double read_rate = 0;       // client reads per tick
+  int clients = 3;            // each with one request at a time
+  int keys = 3;
+  double op_rate = 0;         // per idle client and tick
+  double read_share = 0;      // of operations: linearizable gets
   double ready_now = 1;       // share of Readies handled right after their input
   std::size_t max_append_entries = 512;
   int max_inflight = 64;
@@ -55,12 +57,13 @@ struct RunParams {
     std::snprintf(buf, sizeof buf,
                   "%d nodes, %lld safety ticks; loss %.0f%%, dup %.0f%%, delay 0..%d (+%d..%d at %.1f%%); "
                   "partitions %.2f%%/tick (<= %d ticks); crashes %.2f%%/tick (down <= %d, %.0f%% inside a Ready); "
-                  "pauses %.2f%%/tick (<= %d ticks); clock skew <= %.0f%%; writes %.2f/tick, reads %.2f/tick; "
+                  "pauses %.2f%%/tick (<= %d ticks); clock skew <= %.0f%%; %d clients on %d keys, %.2f ops/tick each, "
+                  "%.0f%% reads; "
                   "Ready at once %.0f%%; append batch %zu, inflight %d",
                   size, static_cast<long long>(safety_ticks), net.loss * 100, net.duplicate * 100, net.delay_max,
                   net.long_delay_min, net.long_delay_max, net.long_delay * 100, partition_rate * 100,
                   partition_ticks_max, crash_rate * 100, down_ticks_max, mid_ready_crash * 100, pause_rate * 100,
-                  pause_ticks_max, clock_skew * 100, write_rate, read_rate, ready_now * 100, max_append_entries,
+                  pause_ticks_max, clock_skew * 100, clients, keys, op_rate, read_share * 100, ready_now * 100, max_append_entries,
                   max_inflight);
     return buf;
   }
@@ -89,8 +92,10 @@ RunParams make_params(const RunOptions& o) {
   p.pause_rate = r.chance(0.4) ? 0 : r.uniform(0.001, 0.01);
   p.pause_ticks_max = static_cast<int>(r.between(5, 100));
   p.clock_skew = r.chance(0.5) ? 0 : r.uniform(0, 0.2);
-  p.write_rate = r.uniform(0.05, 0.6);
-  p.read_rate = r.uniform(0.0, 0.3);
+  p.clients = static_cast<int>(r.between(1, 8));
+  p.keys = static_cast<int>(r.between(1, 4));
+  p.op_rate = r.uniform(0.05, 0.6);
+  p.read_share = r.uniform(0.0, 0.5);
   p.ready_now = r.chance(0.3) ? 1.0 : r.uniform(0.3, 1.0);
   // Small batches and windows exercise flow control, but replication must
   // still outpace the clients or the liveness phase cannot catch up.
@@ -110,9 +115,9 @@ class Simulation {
         trace_(clock_, options.trace_events, options.verbose),
         network_(params_.size, derive_seed(options.seed, 2), clock_, trace_),
         checker_(params_.size, clock_, trace_),
-        cluster_(cluster_options(), clock_, trace_, network_, checker_),
-        faults_(derive_seed(options.seed, 3)),
-        clients_(derive_seed(options.seed, 4)) {}
+        clients_(client_params(), derive_seed(options.seed, 4), clock_, trace_, checker_),
+        cluster_(cluster_options(), clock_, trace_, network_, checker_, clients_),
+        faults_(derive_seed(options.seed, 3)) {}
 
   RunResult run();
 
@@ -130,8 +135,17 @@ class Simulation {
     return c;
   }
 
+  ClientParams client_params() const {
+    ClientParams c;
+    c.nodes = params_.size;
+    c.clients = params_.clients;
+    c.keys = params_.keys;
+    c.op_rate = params_.op_rate;
+    c.read_share = params_.read_share;
+    return c;
+  }
+
   void inject_faults();
-  void run_clients();
   void heal_everything();
   bool liveness_reached();
   std::string status() const;
@@ -142,20 +156,11 @@ class Simulation {
   Trace trace_;
   Network network_;
   Checker checker_;
+  Clients clients_;
   Cluster cluster_;
   Rng faults_;
-  Rng clients_;
   std::int64_t partition_end_ = 0;
-  std::uint64_t next_write_ = 0;
-  std::uint64_t next_read_ = 0;
   bool in_liveness_ = false;
-
-  struct Probe {
-    std::string data;
-    raft::Index index;
-    std::int64_t tick;
-  };
-  std::vector<Probe> probes_;
 };
 
 void Simulation::inject_faults() {
@@ -203,44 +208,6 @@ void Simulation::inject_faults() {
   }
 }
 
-// Clients write unique commands to the node(s) that think they lead (stale
-// leaders included: their writes must be lost, never wrongly acknowledged),
-// and issue ReadIndex reads. Now and then they ask a non-leader, which must
-// refuse a write.
-void Simulation::run_clients() {
-  const int n = cluster_.size();
-  auto pick = [&](int& target) {
-    std::vector<int> leaders, runnable;
-    for (int i = 0; i < n; ++i) {
-      const Node& node = cluster_.node(i);
-      if (!node.runnable()) continue;
-      runnable.push_back(i);
-      if (node.core->role() == raft::Role::Leader) leaders.push_back(i);
-    }
-    if (!leaders.empty() && !clients_.chance(0.05)) {
-      target = leaders[clients_.below(leaders.size())];
-      return true;
-    }
-    if (runnable.empty() || !clients_.chance(0.1)) return false;
-    target = runnable[clients_.below(runnable.size())];
-    return true;
-  };
-  for (int k = 0; k < 3 && clients_.chance(params_.write_rate); ++k) {
-    int target;
-    if (!pick(target)) break;
-    // Clients keep a bounded number of writes outstanding: a leader whose
-    // uncommitted tail is long gets no more until it catches up.
-    const raft::Raft& core = *cluster_.node(target).core;
-    if (core.log().last_index() > core.commit_index() + kMaxUncommitted) break;
-    cluster_.propose(target, "s" + std::to_string(options_.seed) + "-" + std::to_string(++next_write_));
-  }
-  for (int k = 0; k < 3 && clients_.chance(params_.read_rate); ++k) {
-    int target;
-    if (!pick(target)) break;
-    cluster_.read(target, ++next_read_, checker_.max_acked_index());
-  }
-}
-
 void Simulation::heal_everything() {
   in_liveness_ = true;
   trace_.info("liveness phase: healing every fault");
@@ -248,6 +215,7 @@ void Simulation::heal_everything() {
   NetworkFaults calm;
   calm.delay_max = std::min(params_.net.delay_max, 2);
   network_.set_faults(calm);
+  clients_.set_faults(calm);
   for (int i = 0; i < cluster_.size(); ++i) {
     Node& node = cluster_.node(i);
     node.crash_at_ready = CrashPoint::None;
@@ -256,30 +224,19 @@ void Simulation::heal_everything() {
   }
 }
 
-// Done when a probe write is committed and applied by every node, every
-// commit index is the same, and there is a leader.
+// Done when the probe write (a client's, through the leader's driver) is
+// acknowledged and applied by every node, every commit index is the same,
+// and there is a leader.
 bool Simulation::liveness_reached() {
   const int leader = cluster_.current_leader();
-  bool probe_committed = false;
-  for (const Probe& p : probes_) {
-    if (checker_.committed_index() < p.index || checker_.committed_entry(p.index).data != p.data) continue;
-    probe_committed = true;
-    if (leader < 0) break;
-    bool all = true;
-    const raft::Index commit = cluster_.node(leader).core->commit_index();
-    for (int i = 0; i < cluster_.size() && all; ++i) {
-      const Node& node = cluster_.node(i);
-      all = node.runnable() && node.applied >= p.index && node.core->commit_index() == commit;
-    }
-    if (all) return true;
+  const std::optional<raft::Index> probe = clients_.probe_index();
+  if (leader < 0 || !probe) return false;
+  const raft::Index commit = cluster_.node(leader).core().commit_index();
+  for (int i = 0; i < cluster_.size(); ++i) {
+    const Node& node = cluster_.node(i);
+    if (!node.runnable() || node.applied() < *probe || node.core().commit_index() != commit) return false;
   }
-  if (leader >= 0 && !probe_committed && (probes_.empty() || clock_.tick - probes_.back().tick >= 50)) {
-    std::string data = "live-" + std::to_string(options_.seed) + "-" + std::to_string(probes_.size() + 1);
-    if (std::optional<raft::Index> index = cluster_.propose(leader, data)) {
-      probes_.push_back(Probe{data, *index, clock_.tick});
-    }
-  }
-  return false;
+  return true;
 }
 
 std::string Simulation::status() const {
@@ -290,22 +247,18 @@ std::string Simulation::status() const {
     if (!n.alive()) {
       out << "crashed (restart at tick " << n.restart_at << ")";
     } else {
-      const raft::Raft& c = *n.core;
+      const raft::Raft& c = n.core();
       out << raft::to_string(c.role()) << " term " << c.current_term() << " vote "
           << (c.voted_for().empty() ? "-" : c.voted_for()) << " leader "
           << (c.leader_id().empty() ? "-" : c.leader_id()) << ", commit " << c.commit_index() << ", applied "
-          << n.applied << ", last (i" << c.log().last_index() << ",t" << c.log().last_term() << ")";
+          << n.applied() << ", last (i" << c.log().last_index() << ",t" << c.log().last_term() << ")";
       if (n.paused) out << ", paused until tick " << n.paused_until;
     }
     out << "; disk term " << n.disk.hard_state.current_term << ", " << n.disk.entries.size() << " entries\n";
   }
   out << "    network: " << network_.in_flight() << " in flight"
       << (network_.partitioned() ? ", partition " + network_.partition_description() : std::string()) << "\n";
-  if (!probes_.empty()) {
-    out << "    probes:";
-    for (const Probe& p : probes_) out << " '" << p.data << "'@" << p.index << " (tick " << p.tick << ")";
-    out << "\n";
-  }
+  out << clients_.status();
   return out.str();
 }
 
@@ -316,6 +269,7 @@ RunResult Simulation::run() {
   if (options_.verbose) std::cout << "seed " << options_.seed << ": " << params_.describe() << "\n";
   try {
     network_.set_faults(params_.net);
+    clients_.set_faults(params_.net);
     Rng skew(derive_seed(options_.seed, 5));
     for (int i = 0; i < cluster_.size(); ++i) cluster_.node(i).tick_skip = skew.uniform(0, params_.clock_skew);
     cluster_.start();
@@ -323,11 +277,12 @@ RunResult Simulation::run() {
     for (std::int64_t t = 1; t <= params_.safety_ticks; ++t) {
       clock_.tick = t;
       inject_faults();
-      run_clients();
+      clients_.tick(cluster_, true);
       cluster_.advance_time(true);
     }
 
     heal_everything();
+    clients_.start_probe(cluster_.current_leader(), "live-" + std::to_string(options_.seed));
     const std::int64_t deadline = clock_.tick + options_.liveness_ticks;
     for (;;) {
       if (clock_.tick >= deadline) {
@@ -336,9 +291,11 @@ RunResult Simulation::run() {
                         "state at the deadline:\n" + status()};
       }
       ++clock_.tick;
+      clients_.tick(cluster_, false);
       cluster_.advance_time(false);
       if (liveness_reached()) break;
     }
+    check_linearizable(clients_.finish());
   } catch (const Violation& v) {
     result.ok = false;
     result.invariant = v.invariant;
@@ -350,8 +307,8 @@ RunResult Simulation::run() {
   }
   result.tick = clock_.tick;
   result.step = clock_.step;
-  result.acks = cluster_.acks();
-  result.reads = cluster_.reads_served();
+  result.acks = clients_.acks();
+  result.reads = clients_.reads_served();
   result.elections = checker_.elections();
   result.committed = checker_.committed_index();
   result.messages = network_.sent();

@@ -26,8 +26,11 @@ const char* kind_name(EventKind kind) {
     case EventKind::Propose: return "propose";
     case EventKind::Ack: return "ack";
     case EventKind::ReadIssue: return "read";
-    case EventKind::ReadServe: return "read-served";
+    case EventKind::ReadServe: return "read-confirmed";
     case EventKind::ReadFail: return "read-failed";
+    case EventKind::Request: return "request";
+    case EventKind::Reply: return "reply";
+    case EventKind::Client: return "client";
     case EventKind::Info: return "info";
   }
   return "?";

@@ -36,8 +36,11 @@ enum class EventKind : std::uint8_t {
   Propose,     // client proposal accepted (a: index, text: data)
   Ack,         // write acknowledged (a: index, b: term, text: data)
   ReadIssue,   // read_index(ctx) (a: ctx, b: highest acknowledged index at issue)
-  ReadServe,   // ReadState served (a: ctx, b: read index)
+  ReadServe,   // ReadState confirmed; served once applied (a: ctx, b: read index)
   ReadFail,    // failed_reads (a: ctx)
+  Request,     // a client sends a request to the node (text: client, seq, op)
+  Reply,       // the node answers a client (text)
+  Client,      // anything else a client does (text)
   Info,        // anything else (text)
 };
 

@@ -1,0 +1,177 @@
+// The Ready loop: persist, send, apply and answer, advance (raft.h). The
+// admission of client requests is in client_requests.cc.
+#include "node/driver.h"
+
+#include <utility>
+
+namespace node {
+
+namespace {
+
+// Used when the caller passes no observer, so the loop never tests for null.
+Observer& no_observer() {
+  static Observer none;
+  return none;
+}
+
+}  // namespace
+
+const char* role_name(raft::Role role) {
+  switch (role) {
+    case raft::Role::Leader: return "leader";
+    case raft::Role::Follower: return "follower";
+    // PROTOCOL.md knows three roles; a pre-candidate is campaigning.
+    case raft::Role::PreCandidate:
+    case raft::Role::Candidate: return "candidate";
+  }
+  return "follower";
+}
+
+Driver::Driver(raft::Config config, raft::Recovered recovered, Storage& storage, Transport& transport,
+               const logging::Logger& log, DriverOptions options, Observer* observer)
+    : storage_(storage),
+      transport_(transport),
+      log_(log),
+      options_(std::move(options)),
+      observer_(observer != nullptr ? observer : &no_observer()),
+      core_(std::move(config), std::move(recovered)) {}
+
+void Driver::process_ready() {
+  while (core_.has_ready()) {
+    raft::Ready rd = core_.ready();
+    observer_->on_ready(rd);
+    // 1. Persist: term and vote, then the entries, one fsync for the batch.
+    if (rd.hard_state) storage_.save_hard_state(*rd.hard_state);
+    if (!rd.entries.empty()) {
+      storage_.append(rd.entries);
+      storage_.sync();
+    }
+    observer_->on_persisted(rd);
+    // 2. Send, now that everything the messages vouch for is durable.
+    for (const raft::Message& m : rd.messages) transport_.send(m);
+    observer_->on_sent(rd);
+    // 3. Apply and answer.
+    for (const raft::Entry& e : rd.committed) apply(e);
+    for (const raft::ReadState& rs : rd.reads) confirm_read(rs);
+    for (std::uint64_t ctx : rd.failed_reads) {
+      auto it = pending_reads_.find(ctx);
+      if (it == pending_reads_.end()) continue;
+      reply_not_leader(it->second.reply_to, it->second.client, it->second.seq);
+      pending_reads_.erase(it);
+    }
+    core_.advance(rd);
+    answer_writes_of_lost_leadership();
+    observer_->on_advanced();
+  }
+}
+
+void Driver::apply(const raft::Entry& entry) {
+  last_applied_ = entry.index;
+  std::optional<kv::Result> result;
+  std::optional<kv::Command> command;
+  if (entry.type == raft::EntryType::Command) {
+    command = kv::decode(entry.data);
+    if (command) {
+      result = state_machine_.apply(entry.index, *command);
+    } else {
+      log_.error("entry " + std::to_string(entry.index) + " holds no valid command; skipped");
+    }
+  }
+  const kv::Command* applied = command && result ? &*command : nullptr;
+  const kv::Result* outcome = applied ? &*result : nullptr;
+  observer_->on_applied(entry, applied, outcome);
+  settle_write(entry.index, applied, outcome);
+  // Reads whose read index is now applied.
+  while (!reads_waiting_apply_.empty() && reads_waiting_apply_.begin()->first <= last_applied_) {
+    std::uint64_t ctx = reads_waiting_apply_.begin()->second;
+    reads_waiting_apply_.erase(reads_waiting_apply_.begin());
+    serve_read(ctx);
+  }
+}
+
+// Answers the client whose write this node proposed at `index`, if any.
+void Driver::settle_write(raft::Index index, const kv::Command* command, const kv::Result* result) {
+  auto it = pending_writes_.find(index);
+  if (it == pending_writes_.end()) return;
+  PendingWrite pw = std::move(it->second);
+  pending_writes_.erase(it);
+  if (auto c = pending_by_client_.find(pw.client); c != pending_by_client_.end() && c->second == index)
+    pending_by_client_.erase(c);
+  if (command && result && command->client_id == pw.client && command->seq == pw.seq) {
+    wire::ClientReply r;
+    r.dest = pw.client;
+    r.seq = pw.seq;
+    r.ok = result->ok;
+    r.value = result->value;
+    r.error = result->error;
+    reply(pw.reply_to, std::move(r));
+  } else {
+    // Another leader's entry took this index: ours was never committed.
+    reply_not_leader(pw.reply_to, pw.client, pw.seq);
+  }
+}
+
+void Driver::confirm_read(const raft::ReadState& rs) {
+  auto it = pending_reads_.find(rs.ctx);
+  if (it == pending_reads_.end()) return;
+  it->second.read_index = rs.index;
+  if (rs.index <= last_applied_) {
+    serve_read(rs.ctx);
+  } else {
+    reads_waiting_apply_.emplace(rs.index, rs.ctx);
+  }
+}
+
+void Driver::serve_read(std::uint64_t ctx) {
+  auto it = pending_reads_.find(ctx);
+  if (it == pending_reads_.end()) return;
+  wire::ClientReply r;
+  r.dest = it->second.client;
+  r.seq = it->second.seq;
+  r.ok = true;
+  r.value = state_machine_.get(it->second.key);
+  reply(it->second.reply_to, std::move(r));
+  pending_reads_.erase(it);
+}
+
+void Driver::answer_writes_of_lost_leadership() {
+  const bool leader = core_.role() == raft::Role::Leader;
+  if (was_leader_ && !leader) {
+    // Our proposals may or may not commit under the next leader; the client
+    // retries with the same seq and the session answers it exactly once.
+    for (auto& [index, pw] : pending_writes_) reply_not_leader(pw.reply_to, pw.client, pw.seq);
+    pending_writes_.clear();
+    pending_by_client_.clear();
+  }
+  was_leader_ = leader;
+}
+
+wire::StatusReply Driver::status(const GateDrops& gate) const {
+  wire::StatusReply r;
+  r.id = core_.id();
+  r.role = role_name(core_.role());
+  r.term = core_.current_term();
+  r.leader = core_.leader_id();
+  r.commit_index = core_.commit_index();
+  r.last_applied = last_applied_;
+  r.last_log_index = core_.log().last_index();
+  r.voted_for = core_.voted_for();
+  r.disk_full = options_.disk_full;
+  // Sorted by reason, as a JSON object's keys are: the reply decodes to itself.
+  const raft::DropCounts& core = core_.drops();
+  r.peer_drops = {
+      {"bad_entries", core.bad_entries},
+      {"bad_mac", gate.bad_mac},
+      {"foreign_cluster", gate.foreign_cluster},
+      {"future_read_round", core.future_read_round},
+      {"malformed", gate.malformed},
+      {"no_mac", gate.no_mac},
+      {"out_of_range", core.out_of_range},
+      {"unknown_sender", gate.unknown_sender + core.not_for_us},
+      {"unsent_match", core.unsent_match},
+      {"wrong_address", gate.wrong_address},
+  };
+  return r;
+}
+
+}  // namespace node

@@ -1,0 +1,175 @@
+// The one loop that drives the Raft core, shared by the node (server.cc) and
+// the simulator (tests/sim): it takes decoded inputs (ticks, peer messages,
+// client requests), honours the Ready contract of raft.h (persist, then send,
+// then apply and answer clients, then advance), and owns everything between
+// the core and a client: exactly-once sessions, pending writes, pending
+// linearizable reads, the status reply.
+//
+// It does no I/O of its own: bytes reach a disk through Storage and leave
+// through Transport, and time is whatever tick() calls say. So the simulator
+// runs the node's own client logic, with a simulated disk and network.
+//
+// Exception-neutral: when Storage or Transport throws (an fsync error in the
+// node, a simulated crash in the simulator) the exception passes through and
+// the Driver must be discarded; it is never used again.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kv/command.h"
+#include "kv/state_machine.h"
+#include "log/logger.h"
+#include "net/udp_socket.h"
+#include "raft/raft.h"
+#include "wire/messages.h"
+
+namespace node {
+
+// Stable storage for the core's persistent state (Figure 2).
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  // Replaces the stored term and vote atomically; durable on return.
+  virtual void save_hard_state(const raft::HardState& state) = 0;
+  // Removes any stored entries with index >= entries.front().index, then
+  // appends these. Not yet durable: sync() makes them so.
+  virtual void append(const std::vector<raft::Entry>& entries) = 0;
+  // Makes every append so far durable: one fsync for a whole batch.
+  virtual void sync() = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Best effort, like UDP.
+  virtual void send(const raft::Message& message) = 0;
+  virtual void reply(const net::Endpoint& to, const wire::ClientReply& reply) = 0;
+};
+
+// Points in the loop where a test may look, or crash the node by throwing.
+// Every method does nothing by default; the node uses on_advanced() to log
+// role changes.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // A Ready was just taken from the core; nothing of it is handled yet.
+  virtual void on_ready(const raft::Ready&) {}
+  // Its hard state and entries are durable; no message has left.
+  virtual void on_persisted(const raft::Ready&) {}
+  // Its messages have left; nothing of it is applied.
+  virtual void on_sent(const raft::Ready&) {}
+  // The state machine applied `entry`; `command` and `result` are null for
+  // a no-op or an entry that holds no valid command. Before any client
+  // waiting for it is answered.
+  virtual void on_applied(const raft::Entry&, const kv::Command*, const kv::Result*) {}
+  // advance() returned: the Ready is done.
+  virtual void on_advanced() {}
+  // The core accepted a client's write at `index` (propose()).
+  virtual void on_proposed(raft::Index, const std::string& /*data*/) {}
+  // The core accepted a linearizable read (read_index(ctx) returned true).
+  virtual void on_read_index(std::uint64_t /*ctx*/) {}
+};
+
+struct DriverOptions {
+  // Started on a (nearly) full disk: writes are answered busy.
+  bool disk_full = false;
+  std::string data_dir;  // named in that busy answer
+};
+
+// Peer datagrams the node's PeerGate dropped, for the status reply; the
+// simulator has no gate and leaves them 0.
+struct GateDrops {
+  std::uint64_t bad_mac = 0;
+  std::uint64_t foreign_cluster = 0;
+  std::uint64_t malformed = 0;
+  std::uint64_t no_mac = 0;
+  std::uint64_t unknown_sender = 0;
+  std::uint64_t wrong_address = 0;
+};
+
+// PROTOCOL.md's three role names; a pre-candidate is campaigning.
+const char* role_name(raft::Role role);
+
+class Driver {
+ public:
+  // `observer` may be null. Storage, transport, log and observer must
+  // outlive the driver.
+  Driver(raft::Config config, raft::Recovered recovered, Storage& storage, Transport& transport,
+         const logging::Logger& log, DriverOptions options = {}, Observer* observer = nullptr);
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+
+  // Inputs. None of them handles the Ready: call process_ready() once the
+  // inputs of one turn are in, so one fsync covers them all.
+  void tick() { core_.tick(); }
+  void step(const raft::Message& message) { core_.step(message); }
+  // A decoded client_request from `from`; answered through Transport::reply,
+  // at once (not_leader, busy, bad_request, a cached or local answer) or once
+  // applied or confirmed.
+  void client_request(wire::ClientRequest request, const net::Endpoint& from);
+  // Handles every Ready the core has: persist, send, apply and answer, advance.
+  void process_ready();
+
+  // The status reply without src and dest (the caller addresses it).
+  wire::StatusReply status(const GateDrops& gate = {}) const;
+  const raft::Raft& core() const { return core_; }
+  const kv::StateMachine& state_machine() const { return state_machine_; }
+  raft::Index last_applied() const { return last_applied_; }
+  std::size_t pending_writes() const { return pending_writes_.size(); }
+  std::size_t pending_reads() const { return pending_reads_.size(); }
+
+ private:
+  void handle_read(wire::ClientRequest request, const net::Endpoint& from);
+  void handle_write(wire::ClientRequest request, const net::Endpoint& from);
+  bool answer_from_session(const wire::ClientRequest& request, const net::Endpoint& from);
+  void apply(const raft::Entry& entry);
+  void settle_write(raft::Index index, const kv::Command* command, const kv::Result* result);
+  void confirm_read(const raft::ReadState& read);
+  void serve_read(std::uint64_t ctx);
+  void answer_writes_of_lost_leadership();
+
+  void reply(const net::Endpoint& to, wire::ClientReply reply);
+  void reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq);
+  void reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
+                   const std::string& error, const std::string& message);
+
+  Storage& storage_;
+  Transport& transport_;
+  const logging::Logger& log_;
+  DriverOptions options_;
+  Observer* observer_;
+  raft::Raft core_;
+  kv::StateMachine state_machine_;
+
+  // Writes this node proposed as leader, answered when applied.
+  struct PendingWrite {
+    std::string client;
+    std::uint64_t seq;
+    net::Endpoint reply_to;
+  };
+  std::map<raft::Index, PendingWrite> pending_writes_;
+  std::unordered_map<std::string, raft::Index> pending_by_client_;  // client -> index of its in-flight write
+
+  // Linearizable reads waiting for the core's ReadIndex and then for apply.
+  struct PendingRead {
+    std::string client;
+    std::uint64_t seq;
+    std::string key;
+    net::Endpoint reply_to;
+    raft::Index read_index = 0;  // set once confirmed
+  };
+  std::unordered_map<std::uint64_t, PendingRead> pending_reads_;
+  std::multimap<raft::Index, std::uint64_t> reads_waiting_apply_;
+  std::uint64_t next_read_ctx_ = 1;
+
+  raft::Index last_applied_ = 0;
+  bool was_leader_ = false;  // as of the last advance(): pending writes belong to that leadership
+};
+
+}  // namespace node
