@@ -90,6 +90,14 @@ void Driver::handle_write(wire::ClientRequest request, const net::Endpoint& from
                     std::to_string(kMaxCommandBytes));
     return;
   }
+  // A leader with too many uncommitted entries refuses more for now: a
+  // definite error (PROTOCOL.md v1.1 `busy`), retried by the client later.
+  if (core_.proposals_full(data.size())) {
+    reply_error(from, request.src, request.seq, "busy",
+                "too many uncommitted writes (" + std::to_string(core_.uncommitted_bytes()) +
+                    " bytes); retry shortly");
+    return;
+  }
   auto index = core_.propose(data);
   if (!index) {
     reply_not_leader(from, request.src, request.seq);

@@ -14,19 +14,13 @@ std::string vote_name(const NodeId& v) { return v.empty() ? std::string("nobody"
 
 // The facts Figure 2 and §5 establish for every state of a server. Each
 // check names the rule; the first broken one throws.
-void Raft::check_invariants() const {
+void Raft::check_log_entries() const {
   const auto& self = config_.id;
   const auto require = [](bool ok, const char* invariant, auto&& details) {
     if (!ok) [[unlikely]] detail::invariant_broken(invariant, details());
   };
-  const Index last = log_.last_index();
-
-  // The log (§5.3): entry i sits at index i; terms never decrease along it
-  // (a leader appends only entries of its own term, which only grows); no
-  // entry comes from a term this server has not reached (a term is adopted
-  // before any of its entries are accepted, and persisted before them).
   Term previous = 0;
-  for (Index i = 1; i <= last; ++i) {
+  for (Index i = 1; i <= log_.last_index(); ++i) {
     const Entry& e = log_.at(i);
     require(e.index == i, "log indexes are contiguous from 1",
             [&] { return self + " holds an entry labelled " + str(e.index) + " at position " + str(i); });
@@ -38,6 +32,28 @@ void Raft::check_invariants() const {
              str(current_term_);
     });
     previous = e.term;
+  }
+}
+
+void Raft::check_invariants() const {
+  const auto& self = config_.id;
+  const auto require = [](bool ok, const char* invariant, auto&& details) {
+    if (!ok) [[unlikely]] detail::invariant_broken(invariant, details());
+  };
+  const Index last = log_.last_index();
+
+  // The log (§5.3): entry i sits at index i; terms never decrease along it;
+  // no entry comes from a term this server has not reached. Log::append
+  // keeps the first two by construction (RAFT_ASSERT), so after every step
+  // only the last entry needs a look: the full walk runs once, on recovery
+  // (check_log_entries()), where the entries came from disk.
+  if (last > 0) {
+    require(log_.at(last).index == last, "log indexes are contiguous from 1",
+            [&] { return self + " holds an entry labelled " + str(log_.at(last).index) + " at position " + str(last); });
+    require(log_.last_term() <= current_term_, "no entry's term exceeds current_term", [&] {
+      return self + " has an entry of term " + str(log_.last_term()) + " at index " + str(last) + " but current_term " +
+             str(current_term_);
+    });
   }
 
   require(commit_index_ <= last, "commit_index <= last log index",

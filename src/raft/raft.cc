@@ -23,7 +23,8 @@ Raft::Raft(Config config, Recovered recovered)
   // Everything recovered came from disk, so it is durable already.
   persisted_index_ = log_.last_index();
   reset_election_timer();
-  check_invariants();  // a corrupt data directory stops here, with a name
+  check_log_entries();  // a corrupt data directory stops here, with a name
+  check_invariants();
 }
 
 int election_ticks_from(std::uint64_t random_bits, int min_ticks, int max_ticks) {

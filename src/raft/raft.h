@@ -138,6 +138,9 @@ class Raft {
   // state (see invariants.cc for the list and the rules they come from).
   // O(log length): for tests, the simulator and recovery, not per message.
   void check_invariants() const;
+  // The whole log, entry by entry: run on recovery (the constructor), where
+  // entries come from disk rather than through Log::append's checks.
+  void check_log_entries() const;
 
  private:
   // Role transitions (§5.2).

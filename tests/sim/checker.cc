@@ -37,6 +37,8 @@ std::string Checker::who(const Node& n) const {
 void Checker::on_boot(const Node& n) {
   Shadow& s = shadows_[n.index];
   const raft::Raft& core = n.core();
+  if (monitors_.size() <= static_cast<std::size_t>(n.index)) monitors_.resize(static_cast<std::size_t>(n.index) + 1);
+  monitors_[static_cast<std::size_t>(n.index)].restart(n.disk.hard_state);
   // §5 / Figure 2: a restarted server resumes from its persistent state.
   if (core.current_term() != n.disk.hard_state.current_term || core.voted_for() != n.disk.hard_state.voted_for) {
     fail("restart: the core resumes from its persisted term and vote (Figure 2)",
@@ -156,10 +158,15 @@ void Checker::sync_memory_log(const Node& n, Shadow& s, bool full) {
 
 void Checker::after_step(const Node& n) {
   Shadow& s = shadows_[n.index];
-  // The core's own invariant check (raft::Raft::check_invariants(), being
-  // added in src/raft) belongs here, once, after every step:
-  //   n.core().check_invariants();
   const raft::Raft& core = n.core();
+  // The core's own invariants, of one state and of the change since the
+  // last step (raft/invariants.h); a violation names itself.
+  try {
+    core.check_invariants();
+    monitors_.at(static_cast<std::size_t>(n.index)).observe(core);
+  } catch (const raft::InvariantViolation& e) {
+    fail("the core's invariants (raft::Raft::check_invariants, raft::InvariantMonitor)", who(n) + ": " + e.what());
+  }
   sync_memory_log(n, s, false);
 
   const raft::Term term = core.current_term();

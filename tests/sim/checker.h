@@ -39,6 +39,7 @@
 
 #include "kv/command.h"
 #include "kv/state_machine.h"
+#include "raft/invariants.h"
 #include "raft/raft.h"
 #include "wire/messages.h"
 #include "cluster.h"
@@ -83,6 +84,8 @@ class Checker {
   std::uint64_t elections() const { return leader_of_term_.size(); }
 
  private:
+  // raft::InvariantMonitor per node: changes between two states of its core.
+  std::vector<raft::InvariantMonitor> monitors_;
   struct Shadow {
     // Disk (survives crashes).
     std::vector<std::uint64_t> disk_hash;  // [i]: prefix hash of disk entries 1..i
