@@ -114,13 +114,7 @@ bool Driver::answer_from_session(const wire::ClientRequest& request, const net::
   std::uint64_t last_seq = state_machine_.last_seq(request.src);
   if (request.seq <= last_seq) {
     if (auto cached = state_machine_.cached(request.src, request.seq)) {
-      wire::ClientReply r;
-      r.dest = request.src;
-      r.seq = request.seq;
-      r.ok = cached->ok;
-      r.value = cached->value;
-      r.error = cached->error;
-      reply(from, std::move(r));
+      reply_result(from, request.src, request.seq, *cached);
     } else {
       reply_error(from, request.src, request.seq, "bad_request",
                   "seq " + std::to_string(request.seq) + " is older than this client's last applied seq " +
@@ -143,6 +137,17 @@ bool Driver::answer_from_session(const wire::ClientRequest& request, const net::
 void Driver::reply(const net::Endpoint& to, wire::ClientReply r) {
   r.src = core_.id();
   transport_.reply(to, r);
+}
+
+void Driver::reply_result(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
+                          const kv::Result& result) {
+  wire::ClientReply r;
+  r.dest = client;
+  r.seq = seq;
+  r.ok = result.ok;
+  r.value = result.value;
+  r.error = result.error;
+  reply(to, std::move(r));
 }
 
 void Driver::reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq) {

@@ -98,13 +98,7 @@ void Driver::settle_write(raft::Index index, const kv::Command* command, const k
   if (auto c = pending_by_client_.find(pw.client); c != pending_by_client_.end() && c->second == index)
     pending_by_client_.erase(c);
   if (command && result && command->client_id == pw.client && command->seq == pw.seq) {
-    wire::ClientReply r;
-    r.dest = pw.client;
-    r.seq = pw.seq;
-    r.ok = result->ok;
-    r.value = result->value;
-    r.error = result->error;
-    reply(pw.reply_to, std::move(r));
+    reply_result(pw.reply_to, pw.client, pw.seq, *result);
   } else {
     // Another leader's entry took this index: ours was never committed.
     reply_not_leader(pw.reply_to, pw.client, pw.seq);

@@ -136,6 +136,9 @@ class Driver {
 
   void reply(const net::Endpoint& to, wire::ClientReply reply);
   void reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq);
+  // The answer of an applied command: from its application, or from the
+  // session for a retry (exactly once: the same reply both times).
+  void reply_result(const net::Endpoint& to, const std::string& client, std::uint64_t seq, const kv::Result& result);
   void reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
                    const std::string& error, const std::string& message);
 
