@@ -30,6 +30,18 @@ void Checker::on_propose(const Node& n, const std::string& data, std::optional<r
          who(n) + " returned index " + std::to_string(*index) + " for '" + data + "'; its log ends with " +
              (core.log().last_index() ? show(core.log().at(core.log().last_index())) : std::string("nothing")));
   }
+  // §8: a retry of a command the leader's session already applied is
+  // answered from the session; proposing it again would lean on the state
+  // machine's dedup alone (the harness's no_dedup mutant removes both).
+  if (auto command = kv::decode(data)) {
+    const std::uint64_t applied = n.driver->state_machine().last_seq(command->client_id);
+    if (command->seq <= applied) {
+      fail("a leader never proposes a (client, seq) its session already applied (§8)",
+           who(n) + " proposed " + command->client_id + " seq " + std::to_string(command->seq) +
+               " at index " + std::to_string(*index) + " although its session has applied up to seq " +
+               std::to_string(applied));
+    }
+  }
   ++proposals_[data].proposed;
 }
 

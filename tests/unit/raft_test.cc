@@ -66,4 +66,32 @@ TEST(Untrusted, PendingReadsAreBounded) {
   EXPECT_EQ(count_lines(out, after, "refused read"), 0) << "room again once the reads were served";
 }
 
+// DESIGN §1: the leader counts its own log toward a majority only once it is
+// on disk. With a driver that steps the core between ready() and advance()
+// (raft.h allows it), one follower's ack must not commit an entry that only
+// that follower has durably: the leader's copy is still in flight to disk.
+TEST(Replication, LeaderCountsItselfOnlyForWhatItHasPersisted) {
+  std::vector<std::string> out;
+  Cluster c(out);
+  c.add_nodes(3, {});
+  c.campaign(1);
+  c.stabilize();
+  raft::Raft& leader = c.node(1);
+  const raft::Index commit = leader.commit_index();
+  const raft::Index index = leader.propose("x").value();
+  raft::Ready rd = leader.ready();  // the entry is handed out, not yet persisted
+  ASSERT_FALSE(rd.entries.empty());
+  raft::Message ack;
+  ack.type = raft::MessageType::AppendEntriesReply;
+  ack.from = "n2";
+  ack.to = "n1";
+  ack.term = leader.current_term();
+  ack.success = true;
+  ack.match_index = index;
+  leader.step(ack);
+  EXPECT_EQ(leader.commit_index(), commit) << "committed with one durable copy out of three";
+  leader.advance(rd);  // now the leader's own copy is on disk: two of three
+  EXPECT_EQ(leader.commit_index(), index);
+}
+
 }  // namespace
