@@ -10,9 +10,9 @@
 // kMaxWireInteger; and Raft messages obey the stateless rules of the codec
 // (restated here independently of codec.cc).
 //
-// Deterministic: a fixed seed, std::mt19937_64 (whose output the standard
-// fixes) and a range function of our own, since std::uniform_int_distribution
-// differs between standard libraries.
+// Deterministic: a fixed seed, and the random source of codec_generators.h.
+// (Generators of valid messages: codec_generators.h; mutators:
+// codec_mutators.h.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,33 +26,16 @@
 #include <variant>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "raft/raft.h"
 #include "wire/codec.h"
 
+#include "codec_generators.h"
+#include "codec_mutators.h"
+
 namespace {
 
-using nlohmann::json;
 using wire::kMaxWireInteger;
-
-using Rng = std::mt19937_64;
-
-// [0, n) for n >= 1. The modulo bias is irrelevant here; being identical on
-// every platform is what matters.
-std::uint64_t below(Rng& rng, std::uint64_t n) { return rng() % n; }
-bool chance(Rng& rng, std::uint64_t one_in) { return below(rng, one_in) == 0; }
-// [lo, hi], with the ends chosen often: boundaries are where bugs live.
-std::uint64_t in_range(Rng& rng, std::uint64_t lo, std::uint64_t hi) {
-  switch (below(rng, 8)) {
-    case 0: return lo;
-    case 1: return hi;
-    case 2: return lo + below(rng, std::min<std::uint64_t>(hi - lo, 1000) + 1);  // small values
-    default: return hi - lo == UINT64_MAX ? rng() : lo + below(rng, hi - lo + 1);
-  }
-}
-template <typename T>
-const T& pick(Rng& rng, const std::vector<T>& items) { return items[below(rng, items.size())]; }
+using namespace codec_fuzz;
 
 // ---------------------------------------------------------- properties ----
 
@@ -232,132 +215,12 @@ class Summary : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const g_summary =
     ::testing::AddGlobalTestEnvironment(new Summary);
 
-// ------------------------------------------------------ valid messages ----
-
-std::string random_text(Rng& rng, std::size_t max_pieces) {
-  // Valid UTF-8 only, with everything JSON must escape.
-  static const std::vector<std::string> pieces = {
-      "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", std::string(1, '\0'), "\x01", "\x7f",
-      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "{", "]", ":", ","};
-  std::string s;
-  const std::size_t n = below(rng, max_pieces + 1);
-  for (std::size_t i = 0; i < n; ++i) s += pick(rng, pieces);
-  return s;
-}
-
-std::string client_id(Rng& rng) {
-  static const std::string chars = "abcXYZ019_.:-";
-  std::string id;
-  const std::size_t n = 1 + (chance(rng, 8) ? 63 : below(rng, 8));
-  for (std::size_t i = 0; i < n; ++i) id += chars[below(rng, chars.size())];
-  return id;
-}
-
-std::string server_id(Rng& rng) { return "n" + std::to_string(1 + below(rng, 5)); }
-
-// A command as the KV layer writes it: a compact object with sorted keys.
-std::string command(Rng& rng) {
-  json cmd = {{"client", client_id(rng)}, {"seq", in_range(rng, 1, kMaxWireInteger)},
-              {"op", chance(rng, 2) ? "set" : "delete"}, {"key", random_text(rng, 6)}};
-  if (chance(rng, 2)) cmd["value"] = random_text(rng, 20);
-  if (chance(rng, 8)) cmd["nested"] = {{"list", {1, -2, 3.5, nullptr, true}}};
-  return cmd.dump();
-}
-
-raft::Message random_raft(Rng& rng) {
-  raft::Message m;
-  m.from = server_id(rng);
-  m.to = server_id(rng);
-  const raft::Term term = in_range(rng, 1, kMaxWireInteger);
-  m.term = term;
-  switch (below(rng, 4)) {
-    case 0:
-      m.type = raft::MessageType::RequestVote;
-      m.pre_vote = chance(rng, 2);
-      m.last_log_index = chance(rng, 4) ? 0 : in_range(rng, 1, kMaxWireInteger);
-      m.last_log_term = m.last_log_index == 0 ? 0 : in_range(rng, 1, term);
-      break;
-    case 1:
-      m.type = raft::MessageType::RequestVoteReply;
-      m.term = in_range(rng, 0, kMaxWireInteger);
-      m.pre_vote = chance(rng, 2);
-      m.vote_granted = chance(rng, 2);
-      break;
-    case 2: {
-      m.type = raft::MessageType::AppendEntries;
-      const std::size_t n = below(rng, 5);
-      m.prev_log_index = chance(rng, 4) ? 0 : in_range(rng, 1, kMaxWireInteger - n);
-      m.prev_log_term = m.prev_log_index == 0 ? 0 : in_range(rng, 1, term);
-      m.leader_commit = in_range(rng, 0, kMaxWireInteger);
-      m.read_round = in_range(rng, 0, kMaxWireInteger);
-      raft::Term t = std::max<raft::Term>(m.prev_log_term, 1);
-      for (std::size_t i = 0; i < n; ++i) {
-        t = in_range(rng, t, term);
-        const bool noop = chance(rng, 3);
-        m.entries.push_back(raft::Entry{t, m.prev_log_index + 1 + i,
-                                        noop ? raft::EntryType::Noop : raft::EntryType::Command,
-                                        noop ? std::string() : command(rng)});
-      }
-      break;
-    }
-    default:
-      m.type = raft::MessageType::AppendEntriesReply;
-      m.term = in_range(rng, 0, kMaxWireInteger);
-      m.success = chance(rng, 2);
-      m.read_round = in_range(rng, 0, kMaxWireInteger);
-      if (m.success) {
-        m.match_index = in_range(rng, 0, kMaxWireInteger);
-      } else {
-        m.reject_index = in_range(rng, 0, kMaxWireInteger);
-        m.conflict_index = in_range(rng, 0, m.reject_index);
-        m.conflict_term = in_range(rng, 0, m.term);
-      }
-      break;
-  }
-  return m;
-}
+// ------------------------------------- valid messages and real traffic ----
 
 // One valid message of a random type, encoded; also checks that the encoder's
 // output of valid values decodes to exactly those values.
 std::string random_valid(Rng& rng, Checker& checker) {
-  static const std::vector<std::string> errors = {"not_leader", "cas_failed", "bad_request", "too_large"};
-  static const std::vector<std::string> roles = {"leader", "follower", "candidate"};
-  wire::Decoded expected;
-  switch (below(rng, 6)) {
-    case 0: {
-      wire::ClientRequest r{client_id(rng), server_id(rng), in_range(rng, 1, kMaxWireInteger),
-                            static_cast<wire::Op>(below(rng, 4)), "k" + random_text(rng, 8), "", "", false};
-      if (r.op == wire::Op::Set || r.op == wire::Op::Cas) r.value = random_text(rng, 30);
-      if (r.op == wire::Op::Cas) r.expected = random_text(rng, 30);
-      r.local = r.op == wire::Op::Get && chance(rng, 2);
-      expected = r;
-      break;
-    }
-    case 1: {
-      wire::ClientReply r{server_id(rng), client_id(rng), in_range(rng, 0, kMaxWireInteger), chance(rng, 2),
-                          std::nullopt, "", "", ""};
-      if (chance(rng, 2)) r.value = random_text(rng, 20);
-      if (!r.ok) r.error = pick(rng, errors);
-      if (!r.ok && chance(rng, 2)) r.leader = server_id(rng);
-      if (chance(rng, 3)) r.message = random_text(rng, 20);
-      expected = r;
-      break;
-    }
-    case 2:
-      expected = wire::StatusRequest{client_id(rng), server_id(rng)};
-      break;
-    case 3:
-      expected = wire::StatusReply{server_id(rng), client_id(rng), server_id(rng), pick(rng, roles),
-                                   in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
-                                   in_range(rng, 0, kMaxWireInteger), in_range(rng, 0, kMaxWireInteger),
-                                   in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
-                                   chance(rng, 2),
-                                   {{"bad_mac", in_range(rng, 0, kMaxWireInteger)}, {"no_mac", 1}}};
-      break;
-    default:
-      expected = random_raft(rng);
-      break;
-  }
+  const wire::Decoded expected = random_message(rng);
   const std::string text = std::visit(
       [](const auto& v) -> std::string {
         if constexpr (std::is_same_v<std::decay_t<decltype(v)>, wire::DecodeError>) {
@@ -469,155 +332,6 @@ std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<st
     for (const auto& n : ids) flush(n);
   }
   return corpus;
-}
-
-// ------------------------------------------------------------ mutators ----
-
-const std::vector<std::string> kNumberTokens = {
-    "9007199254740992", "9007199254740991", "9007199254740993", "18446744073709551615",
-    "18446744073709551616", "99999999999999999999999", "-9223372036854775808", "-1", "-0", "0", "1",
-    "1.5", "1.0", "1e3", "1E2", "1e400", "-1e400", "2e-1", "0.0", "00", "01", "4503599627370496.5",
-    "\"7\"", "true", "null", "[]", "{}", "NaN", "Infinity", "0x10"};
-
-// Replaces one run of digits (with its sign) by another number, or by its
-// neighbour, so relations such as index = prev + 1 break by one.
-std::string replace_number(Rng& rng, const std::string& text) {
-  std::vector<std::pair<std::size_t, std::size_t>> runs;
-  for (std::size_t i = 0; i < text.size();) {
-    if (text[i] >= '0' && text[i] <= '9') {
-      std::size_t start = i > 0 && text[i - 1] == '-' ? i - 1 : i;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-      runs.emplace_back(start, i - start);
-    } else {
-      ++i;
-    }
-  }
-  if (runs.empty()) return text;
-  const auto [pos, len] = pick(rng, runs);
-  std::string token;
-  const std::string old = text.substr(pos, len);
-  if (chance(rng, 2) && old[0] != '-' && len < 19) {
-    const std::uint64_t v = std::stoull(old);
-    token = std::to_string(chance(rng, 2) ? v + 1 : (v == 0 ? 0 : v - 1));
-  } else {
-    token = pick(rng, kNumberTokens);
-  }
-  return text.substr(0, pos) + token + text.substr(pos + len);
-}
-
-// Parses, changes one numeric field to a related value (another field's, a
-// neighbour, 0, 2^53 - 1 or 2^53) and dumps again: stays valid JSON, so it
-// probes the codec's structural rules rather than the parser.
-std::string mutate_field(Rng& rng, const std::string& text) {
-  json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded()) return text;
-  const json flat = doc.flatten();
-  std::vector<std::string> numbers;
-  std::vector<std::uint64_t> values;
-  for (auto it = flat.begin(); it != flat.end(); ++it) {
-    if (it->is_number_unsigned()) {
-      numbers.push_back(it.key());
-      values.push_back(it->get<std::uint64_t>());
-    }
-  }
-  if (numbers.empty()) return text;
-  const std::size_t i = below(rng, numbers.size());
-  const std::uint64_t v = values[i];
-  const std::uint64_t choices[] = {0, 1, v + 1, v == 0 ? 0 : v - 1, pick(rng, values), kMaxWireInteger,
-                                   kMaxWireInteger + 1};
-  json& target = doc[json::json_pointer(numbers[i])];
-  if (chance(rng, 10)) {
-    target = -1;
-  } else {
-    target = choices[below(rng, std::size(choices))];
-  }
-  if (doc.is_object() && !doc.empty() && chance(rng, 8)) {  // also drop a top-level field
-    std::vector<std::string> keys;
-    for (const auto& item : doc.items()) keys.push_back(item.key());
-    doc.erase(pick(rng, keys));
-  }
-  return doc.dump();
-}
-
-std::string nest(Rng& rng) {
-  const std::size_t depth = 1 + below(rng, 40);
-  const bool arrays = chance(rng, 2);
-  std::string open, close;
-  for (std::size_t i = 0; i < depth; ++i) {
-    open += arrays ? "[" : "{\"a\":";
-    close += arrays ? "]" : "}";
-  }
-  const std::string inner = arrays ? "1" : "null";
-  switch (below(rng, 4)) {
-    case 0:  // as an unknown field
-      return R"({"type":"status","src":"c1","dest":"n1","x":)" + open + inner + close + "}";
-    case 1:  // inside a command, which the codec keeps
-      return R"({"type":"append_entries","src":"n1","dest":"n2","term":2,"prev_log_index":0,)"
-             R"("prev_log_term":0,"leader_commit":0,"entries":[{"term":2,"index":1,"cmd":{"k":)" +
-             open + inner + close + "}}]}";
-    case 2:  // unbalanced
-      return R"({"type":"status","src":"c1","dest":"n1","x":)" + open + inner + "}";
-    default:  // the whole datagram
-      return open + inner + close;
-  }
-}
-
-const std::vector<std::string> kBadUtf8 = {
-    "\xff", "\xfe", "\xc3", "\xc3\x28", "\xa0\xa1", "\xe2\x28\xa1", "\xe2\x82", "\xf0\x28\x8c\xbc",
-    "\xf8\xa1\xa1\xa1\xa1", "\xed\xa0\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xf4\x90\x80\x80",
-    "\\ud800", "\\udc00", "\\ud800\\u0041", "\\u00", "\\x41"};
-
-std::string mutate(Rng& rng, const std::string& text, const std::vector<std::string>& corpus, int kind) {
-  std::string s = text;
-  switch (kind) {
-    case 0:  // truncation at a random length
-      return s.substr(0, below(rng, s.size() + 1));
-    case 1: {  // bit flips
-      const int flips = 1 + static_cast<int>(below(rng, 3));
-      for (int i = 0; i < flips && !s.empty(); ++i) s[below(rng, s.size())] ^= static_cast<char>(1 << below(rng, 8));
-      return s;
-    }
-    case 2: {  // byte insertions and deletions
-      static const std::string alphabet = "{}[]\",:0123456789-.eE \\truefalsnul";
-      const int edits = 1 + static_cast<int>(below(rng, 4));
-      for (int i = 0; i < edits; ++i) {
-        const std::size_t pos = below(rng, s.size() + 1);
-        if (chance(rng, 2) && pos < s.size()) {
-          s.erase(pos, 1 + below(rng, 6));
-        } else {
-          const char c = chance(rng, 2) ? alphabet[below(rng, alphabet.size())] : static_cast<char>(rng());
-          s.insert(pos, 1, c);
-        }
-      }
-      return s;
-    }
-    case 3: {  // splice: the head of one message and the tail of another
-      const std::string& other = pick(rng, corpus);
-      return s.substr(0, below(rng, s.size() + 1)) + other.substr(below(rng, other.size() + 1));
-    }
-    case 4:
-      return replace_number(rng, s);
-    case 5:
-      return mutate_field(rng, s);
-    case 6: {  // duplicate keys, first or last (which one wins must not matter)
-      static const std::vector<std::string> keys = {
-          "type", "src", "dest", "term", "seq", "op", "key", "success", "match_index", "entries",
-          "prev_log_index", "prev_log_term", "last_log_term", "leader_commit", "ok", "role"};
-      const std::string pair = "\"" + pick(rng, keys) + "\":" +
-                               (chance(rng, 2) ? pick(rng, kNumberTokens) : "\"" + client_id(rng) + "\"");
-      if (s.size() < 2) return s;
-      return chance(rng, 2) ? "{" + pair + "," + s.substr(1) : s.substr(0, s.size() - 1) + "," + pair + "}";
-    }
-    default: {  // invalid UTF-8 (or broken escapes) right inside a string
-      std::vector<std::size_t> quotes;
-      for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '"') quotes.push_back(i + 1);
-      }
-      if (quotes.empty()) return s;
-      s.insert(pick(rng, quotes), pick(rng, kBadUtf8));
-      return s;
-    }
-  }
 }
 
 // ---------------------------------------------------------------- tests ----
