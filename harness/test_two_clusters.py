@@ -1,8 +1,8 @@
 """Two clusters on one host: a stray peer address never mixes their logs.
 
 The everyday form of "trust nothing from the wire": two groups of students run
-`./setup 3 1` on one machine (different base ports), and the address of one
-peer in the first cluster's configs points at a node of the second. Each `./setup` run writes its own
+`./setup 3 1` on one machine (different base ports), and one peer address of
+the first cluster (n2 in n1's config) points at a node of the second. Each `./setup` run writes its own
 cluster id and key, so the node that receives the stray traffic drops it
 (counted as `foreign_cluster`, logged), and both clusters keep serving.
 
@@ -65,17 +65,16 @@ def test_stray_peer_address_is_refused_and_both_clusters_serve(settings):
         a, b = os.path.join(top, "a"), os.path.join(top, "b")
         _setup(a, block.base)
         _setup(b, block.base + 3)
-        # Cluster A's n1 and n3 believe their peer n2 lives where cluster B's
-        # n2 listens (a copied config, a wrong host entry). Whichever of them
-        # leads A then sends B's n2 a heartbeat every 50 ms.
+        # Cluster A's n1 believes its peer n2 lives where cluster B's n2
+        # listens (a copied config, a wrong host entry): everything A's n1
+        # sends to "n2" (heartbeats, votes, replies) lands in cluster B.
         b_n2 = "127.0.0.1:%d" % (block.base + 4)
-        for i in (1, 3):
-            path = os.path.join(a, "configs", f"server-{i}.json")
-            with open(path) as f:
-                doc = json.load(f)
-            doc["peers"] = [dict(p, address=b_n2) if p["id"] == "n2" else p for p in doc["peers"]]
-            with open(path, "w") as f:
-                json.dump(doc, f)
+        path = os.path.join(a, "configs", "server-1.json")
+        with open(path) as f:
+            doc = json.load(f)
+        doc["peers"] = [dict(p, address=b_n2) if p["id"] == "n2" else p for p in doc["peers"]]
+        with open(path, "w") as f:
+            json.dump(doc, f)
         for directory, name in ((a, "a"), (b, "b")):
             for i in (1, 2, 3):
                 # data_dir and the key file are relative to where a node starts, as with `make cluster`.
@@ -87,6 +86,15 @@ def test_stray_peer_address_is_refused_and_both_clusters_serve(settings):
         clients = {"a": Client(_servers(a), deadline=5.0), "b": Client(_servers(b), deadline=5.0)}
         for name in ("a", "b"):
             _wait_leader(probes[name])
+        # A's n1 writes to "n2" when it leads, campaigns, or answers a leading
+        # n2. If n3 leads A, n1 talks only to n3: restart n3 so that an
+        # election between n1 and n2 makes n1 send (votes, then heartbeats).
+        if _wait_leader(probes["a"]) == "n3":
+            a_n3 = procs[2]
+            a_n3.kill()
+            time.sleep(1.0)
+            a_n3.start()
+            _wait_leader(probes["a"])
         for i in range(20):
             for name, c in clients.items():
                 r = c.set(f"k{i}", f"{name}{i}")
@@ -94,18 +102,28 @@ def test_stray_peer_address_is_refused_and_both_clusters_serve(settings):
         for name, c in clients.items():
             r = c.get("k19")
             assert r.ok and r.value == f"{name}19", f"cluster {name} read {r}: the clusters' data mixed"
-        # B's n2 saw A's n1 traffic and refused every datagram of it.
-        st = probes["b"].poll(["n2"])["n2"]
-        assert st is not None, "cluster B's n2 stopped answering"
+        # B's n2 sees A's n1 traffic and refuses every datagram of it. (When
+        # A's n2 leads, n1 only writes to "n2" once its election timer fires,
+        # up to 300 ms in: poll for a bounded while.)
+        until = time.monotonic() + 3.0
+        while True:
+            st = probes["b"].poll(["n2"])["n2"]
+            assert st is not None, "cluster B's n2 stopped answering"
+            if st.get("peer_drops", {}).get("foreign_cluster", 0) > 0 or time.monotonic() > until:
+                break
+            time.sleep(0.05)
         assert st.get("peer_drops", {}).get("foreign_cluster", 0) > 0, f"no foreign_cluster drops counted: {st}"
         with open(os.path.join(b, "n2.log")) as f:
             log = f.read()
         assert "foreign_cluster" in log, "the refused traffic must be logged:\n" + log[-2000:]
         # Nothing of A reached B's replicas (nor B's A's): every node holds its own cluster's values.
         time.sleep(0.5)
-        # (A's own n2 hears from nobody: its address in A's configs is B's n2.)
+        # In A, n1 and n2 cannot hear each other: n1 sends to B's n2, and n1
+        # drops what A's n2 sends it (wrong_address: not where n1's config
+        # says n2 is). A's leader and n3 hold A's values.
+        a_holders = sorted({"n3", _wait_leader(probes["a"])})
         for name, c in clients.items():
-            for n in (("n1", "n3") if name == "a" else ("n1", "n2", "n3")):
+            for n in (a_holders if name == "a" else ("n1", "n2", "n3")):
                 r = c.get_local("k0", n)
                 assert r.ok and r.value == f"{name}0", f"cluster {name}, {n}: local k0 is {r}"
         for name in ("a", "b"):
