@@ -43,7 +43,7 @@ std::vector<net::Endpoint> resolve_all(const config::ClientConfig& config) {
 // then never collide, and seqs can simply start at 1 (PROTOCOL.md: a seq far
 // ahead of its session is refused, so a client may not invent huge ones).
 std::string fresh_client_id(const std::string& prefix) {
-  constexpr std::size_t kSuffixChars = 12;  // '-' and 11 hex digits would do; keep 12
+  constexpr std::size_t kSuffixChars = 12;  // hex digits: the 48 random bits
   std::random_device entropy;
   const std::uint64_t bits = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
   char suffix[kSuffixChars + 2];

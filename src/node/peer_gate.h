@@ -39,7 +39,7 @@ class PeerGate {
   // The verdict on a datagram before it is parsed: Ok (sealed by a peer of
   // this cluster), NoMac (not sealed: client traffic, or an unauthenticated
   // peer message), or a reason to drop it now without parsing.
-  auth::PeerAuth::Verdict open(std::string_view datagram) const { return auth_.open(datagram).verdict; }
+  auth::PeerAuth::Opened open(std::string_view datagram) const { return auth_.open(datagram); }
   // Checks sender and source address of an authentic, decoded peer message.
   bool admit(const raft::Message& m, const net::Endpoint& from);
   // The datagram to send for a peer message's JSON text (reuses a buffer).

@@ -13,8 +13,6 @@ namespace node {
 
 namespace {
 
-// Below this much free space at start the node takes no writes (disk_full).
-constexpr std::uint64_t kDiskFullBytes = std::uint64_t{16} << 20;
 
 raft::Recovered recover(storage::LogStore& log_store, const storage::MetaStore& meta_store) {
   raft::Recovered recovered;
@@ -74,8 +72,9 @@ Server::Server(config::ServerConfig config, Options options)
   }
   DriverOptions driver_options;
   driver_options.data_dir = config_.data_dir;
-  driver_options.disk_full =
-      data_dir_state_.reserve_released_bytes > 0 || storage::disk_nearly_full(config_.data_dir, kDiskFullBytes);
+  // Decided once, by prepare_data_dir, against the same threshold that
+  // released the reserve.
+  driver_options.disk_full = data_dir_state_.disk_nearly_full;
   if (driver_options.disk_full) {
     log_.warn("disk nearly full under " + config_.data_dir + " (" + std::to_string(storage::free_bytes(config_.data_dir)) +
               " bytes free" +
@@ -140,13 +139,17 @@ int Server::run(const std::atomic<bool>& stop) {
 void Server::handle_datagram(std::string_view datagram, const net::Endpoint& from) {
   // The MAC is checked before the JSON is parsed: a forged datagram costs
   // one hash, never a parse.
-  const auth::PeerAuth::Verdict verdict = gate_.open(datagram);
+  const auth::PeerAuth::Opened opened = gate_.open(datagram);
+  const auth::PeerAuth::Verdict verdict = opened.verdict;
   if (verdict == auth::PeerAuth::Verdict::BadMac) {
     gate_.drop(DropReason::BadMac, from, "MAC does not verify with the cluster key");
     return;
   }
   if (verdict == auth::PeerAuth::Verdict::ForeignCluster) {
-    gate_.drop(DropReason::ForeignCluster, from, "sealed for another cluster (ours is " + config_.cluster_id + ")");
+    // The claimed id is unverified (we lack that cluster's key), but it names
+    // the stray cluster for whoever reads the log.
+    gate_.drop(DropReason::ForeignCluster, from,
+               "sealed for cluster " + std::string(opened.cluster) + ", ours is " + config_.cluster_id);
     return;
   }
   const bool authentic = verdict == auth::PeerAuth::Verdict::Ok;
@@ -192,6 +195,10 @@ void Server::handle_peer_message(const raft::Message& m, bool authentic, const n
   }
   if (!gate_.admit(m, from)) return;
   log_message("<-", m);
+  if (!log_.debug_enabled()) {
+    driver_->step(m);
+    return;
+  }
   const std::uint64_t dropped_before = driver_->core().drops().total();
   driver_->step(m);
   if (driver_->core().drops().total() != dropped_before) {

@@ -115,7 +115,8 @@ DataDirState prepare_data_dir(const std::string& dir, const std::string& cluster
                               const DataDirOptions& options) {
   DataDirState state;
   state.identity_created = check_identity(dir, cluster_id, node_id);
-  if (disk_nearly_full(dir, options.min_free_bytes)) {
+  state.disk_nearly_full = disk_nearly_full(dir, options.min_free_bytes);
+  if (state.disk_nearly_full) {
     state.reserve_released_bytes = release_reserve(dir);
   } else {
     state.reserve_created = ensure_reserve(dir, options.reserve_bytes, options.min_free_bytes);

@@ -18,6 +18,7 @@ inline constexpr std::size_t kMaxIdBytes = 64;
 
 struct DataDirState {
   bool identity_created = false;          // first start: the identity was just written
+  bool disk_nearly_full = false;             // under DataDirOptions::min_free_bytes free at this start
   std::uint64_t reserve_released_bytes = 0;  // the disk was nearly full: the reserve was deleted to make room
   bool reserve_created = false;           // the space reserve was (re-)created at this start
 };
