@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "kv/command.h"
@@ -35,6 +36,14 @@ class StateMachine {
   std::optional<Result> cached(const std::string& client_id, std::uint64_t seq) const;
   // Highest seq applied for this client, 0 if none (or evicted).
   std::uint64_t last_seq(const std::string& client_id) const;
+
+  // The whole state, dictionary and sessions with their eviction order, as
+  // bytes (a snapshot's data, thesis §5.1 and §6.3: sessions must survive a
+  // snapshot or a retried seq applies twice). restore() replaces this state
+  // with one serialize() produced; it throws std::invalid_argument naming
+  // the offset of the first bad byte, and then changes nothing.
+  std::string serialize() const;
+  void restore(std::string_view bytes);
 
   std::size_t size() const { return data_.size(); }
   std::size_t session_count() const { return sessions_.size(); }

@@ -42,6 +42,15 @@ class Storage {
   virtual void append(const std::vector<raft::Entry>& entries) = 0;
   // Makes every append so far durable: one fsync for a whole batch.
   virtual void sync() = 0;
+  // Replaces the stored snapshot atomically (temp file, fsync, rename, fsync
+  // the directory); durable on return. Stored entries are left alone.
+  virtual void save_snapshot(const raft::Snapshot& snapshot) = 0;
+  // May remove stored entries with index <= through (a snapshot covers
+  // them): whole segments, never rewriting what stays; may keep some.
+  virtual void compact_log(raft::Index through) = 0;
+  // Removes every stored entry, durably; the next append starts at
+  // after + 1. For an installed snapshot the stored log does not match.
+  virtual void reset_log(raft::Index after) = 0;
 };
 
 class Transport {
@@ -70,6 +79,13 @@ class Observer {
   virtual void on_applied(const raft::Entry&, const kv::Command*, const kv::Result*) {}
   // advance() returned: the Ready is done.
   virtual void on_advanced() {}
+  // A snapshot is durable (taken here or received), before the log is
+  // compacted or reset; `installed` when it was received and loaded into
+  // the state machine, which now holds everything through meta.index.
+  virtual void on_snapshot_saved(const raft::SnapshotMeta&, bool /*installed*/) {}
+  // The stored log was compacted through `through` (taken snapshot) or
+  // reset after it (installed snapshot the log did not match).
+  virtual void on_log_compacted(raft::Index /*through*/) {}
   // The core accepted a client's write at `index` (propose()).
   virtual void on_proposed(raft::Index, const std::string& /*data*/) {}
   // The core accepted a linearizable read (read_index(ctx) returned true).
@@ -80,6 +96,14 @@ struct DriverOptions {
   // Started on a (nearly) full disk: writes are answered busy.
   bool disk_full = false;
   std::string data_dir;  // named in that busy answer
+  // Snapshot triggers (thesis §5.1): a snapshot is taken once this many
+  // entries have been applied since the last one, or this many bytes of
+  // entry data; 0 turns a trigger off.
+  std::uint64_t snapshot_threshold_entries = 0;
+  std::uint64_t snapshot_threshold_bytes = 0;
+  // Entries kept in the log before a snapshot's index, so a follower that
+  // lags a little catches up by append_entries rather than a whole snapshot.
+  std::uint64_t snapshot_trailing_entries = 0;
 };
 
 // Peer datagrams the node's PeerGate dropped, for the status reply; the
@@ -116,6 +140,11 @@ class Driver {
   // Handles every Ready the core has: persist, send, apply and answer, advance.
   void process_ready();
 
+  // Takes a snapshot of the state machine at last_applied() now (the admin
+  // request), if anything was applied since the last one. Returns its index
+  // (the previous one when nothing new was applied).
+  raft::Index take_snapshot();
+
   // The status reply without src and dest (the caller addresses it).
   wire::StatusReply status(const GateDrops& gate = {}) const;
   const raft::Raft& core() const { return core_; }
@@ -133,6 +162,8 @@ class Driver {
   void confirm_read(const raft::ReadState& read);
   void serve_read(std::uint64_t ctx);
   void answer_writes_of_lost_leadership();
+  void maybe_take_snapshot();
+  void install_snapshot(const raft::Snapshot& snapshot, bool resets_log);
 
   void reply(const net::Endpoint& to, wire::ClientReply reply);
   void reply_not_leader(const net::Endpoint& to, const std::string& client, std::uint64_t seq);
@@ -172,6 +203,7 @@ class Driver {
   std::uint64_t next_read_ctx_ = 1;
 
   raft::Index last_applied_ = 0;
+  std::uint64_t applied_bytes_since_snapshot_ = 0;  // entry data applied since the last snapshot
   bool was_leader_ = false;  // as of the last advance(): pending writes belong to that leadership
 };
 

@@ -1,5 +1,8 @@
 // The core's in-memory view of the log: the durable prefix plus any tail not
-// yet persisted. Entry i lives at entries_[i - 1]; index 0 has term 0.
+// yet persisted, after a base: the last entry compacted into a snapshot
+// (thesis §5.1), or {0, 0} before any compaction. Entry i lives at
+// entries_[i - base_index() - 1]; the base's term is known, the entries
+// before it are gone.
 #pragma once
 
 #include <cstddef>
@@ -16,15 +19,22 @@ class Log {
   Log() = default;
   // Takes the entries as they are; Raft's constructor checks them (indexes
   // contiguous from 1, terms never decreasing) with check_invariants().
-  explicit Log(std::vector<Entry> entries);
+  explicit Log(std::vector<Entry> entries, SnapshotMeta base = {});
 
-  Index last_index() const { return entries_.size(); }
+  Index base_index() const { return base_.index; }
+  Term base_term() const { return base_.term; }
+  const SnapshotMeta& base() const { return base_; }
+  Index first_index() const { return base_.index + 1; }
+  Index last_index() const { return base_.index + entries_.size(); }
   Term last_term() const { return term(last_index()); }
-  // Term of the entry at `index`, 0 for index 0; nullopt past the end.
+  // True for an index below the base: its entry was compacted away.
+  bool compacted(Index index) const { return index < base_.index; }
+  // Term of the entry at `index`, the base's term at the base; nullopt past
+  // the end and below the base.
   std::optional<Term> term_at(Index index) const;
-  Term term(Index index) const;  // requires index <= last_index()
+  Term term(Index index) const;  // requires base_index() <= index <= last_index()
   bool matches(Index index, Term term) const;
-  const Entry& at(Index index) const;  // requires 1 <= index <= last_index()
+  const Entry& at(Index index) const;  // requires first_index() <= index <= last_index()
 
   // §5.4.1: is a log ending in (last_term, last_index) at least as up to date?
   bool is_up_to_date(Index last_index, Term last_term) const;
@@ -38,8 +48,14 @@ class Log {
   std::uint64_t data_bytes_from(Index from) const;
 
   Index append(Entry entry);  // sets entry.index to last_index() + 1
-  // Drops entries with index >= from.
+  // Drops entries with index >= from (from > base_index()).
   void truncate_from(Index from);
+  // Drops entries with index <= through, which becomes the base; requires
+  // base_index() <= through <= last_index().
+  void compact(Index through);
+  // Drops every entry; the log restarts after `base` (an installed snapshot
+  // the log did not match).
+  void reset(SnapshotMeta base);
 
   // Fast backtracking hints (§5.3, "the follower can include the term of the
   // conflicting entry and the first index it stores for that term").
@@ -48,8 +64,10 @@ class Log {
   std::optional<Index> last_index_of_term(Term term) const;
 
  private:
+  SnapshotMeta base_;
   std::vector<Entry> entries_;
-  // data_bytes_through_[i] = sum of data sizes of entries 1..i; [0] = 0.
+  // data_bytes_through_[k] = sum of data sizes of the first k entries after
+  // the base; [0] = 0.
   std::vector<std::uint64_t> data_bytes_through_{0};
 };
 

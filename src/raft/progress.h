@@ -16,6 +16,9 @@ struct Progress {
     Probe,
     // Follower is known to match at match_index: appends are pipelined.
     Replicate,
+    // The follower needs entries this leader has compacted: it is sent the
+    // snapshot, chunk by chunk (thesis §5.3), then probed from after it.
+    Snapshot,
   };
 
   Index next_index = 1;
@@ -33,6 +36,24 @@ struct Progress {
   std::deque<Inflight> inflight;  // Replicate: appends sent and not yet acked
   bool recent_active = false;        // heard from since the last check-quorum round
   std::uint64_t acked_read_round = 0;
+
+  // Snapshot state: which snapshot, the next byte to send, the bytes the
+  // follower said it holds, and the heartbeat count when that last grew
+  // (no growth for a heartbeat: resend from snapshot_acked).
+  Index snapshot_index = 0;
+  std::uint64_t snapshot_next = 0;
+  std::uint64_t snapshot_acked = 0;
+  std::uint64_t snapshot_progress_heartbeat = 0;
+
+  void become_snapshot(Index index, std::uint64_t heartbeat) {
+    state = State::Snapshot;
+    probe_sent = false;
+    inflight.clear();
+    snapshot_index = index;
+    snapshot_next = 0;
+    snapshot_acked = 0;
+    snapshot_progress_heartbeat = heartbeat;
+  }
 
   void become_probe(Index next) {
     state = State::Probe;

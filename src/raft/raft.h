@@ -41,6 +41,16 @@ struct Config {
   // the log without end. Bytes are the sum of the entries' data sizes.
   std::size_t max_uncommitted_entries = 4096;
   std::size_t max_uncommitted_bytes = std::size_t{8} << 20;  // 8 MiB
+  // InstallSnapshot (thesis §5.3). One chunk is one datagram: 32 KiB of
+  // snapshot is 43,692 bytes of base64 on the wire, under the 65,507-byte
+  // UDP limit with room for the envelope and the MAC.
+  std::size_t max_snapshot_chunk_bytes = 32 * 1024;
+  // Chunks sent ahead of the follower's acknowledged offset (flow control);
+  // on a heartbeat without progress the leader resends from that offset.
+  std::size_t max_inflight_snapshot_chunks = 8;
+  // A follower refuses a snapshot announced larger than this, so a peer
+  // cannot make it buffer without bound.
+  std::uint64_t max_snapshot_bytes = std::uint64_t{1} << 30;  // 1 GiB
 };
 
 // Messages step() dropped whole because they break a rule the receiver can
@@ -51,8 +61,9 @@ struct DropCounts {
   std::uint64_t bad_entries = 0;        // entries not contiguous, decreasing, or above the message's term
   std::uint64_t unsent_match = 0;       // a reply about entries this leader never sent
   std::uint64_t future_read_round = 0;  // a read_round this leader has not started yet
+  std::uint64_t bad_snapshot = 0;       // a chunk outside its snapshot, or a snapshot over max_snapshot_bytes
   std::uint64_t total() const {
-    return not_for_us + out_of_range + bad_entries + unsent_match + future_read_round;
+    return not_for_us + out_of_range + bad_entries + unsent_match + future_read_round + bad_snapshot;
   }
 };
 
@@ -63,6 +74,14 @@ struct ReadState {
 };
 
 struct Ready {
+  // A snapshot received from the leader (thesis §5.3), to persist and load
+  // into the state machine first, before hard_state and entries. It replaces
+  // every entry up to snapshot->meta.index; when snapshot_resets_log the
+  // stored log did not hold that entry with that term, so every stored entry
+  // is discarded and the log continues at meta.index + 1. `committed` then
+  // starts after meta.index.
+  std::optional<Snapshot> snapshot;
+  bool snapshot_resets_log = false;
   std::optional<HardState> hard_state;  // persist (atomically) if set
   // Persist: remove any stored entries with index >= entries.front().index,
   // then append these. They must be durable before `messages` are sent.
@@ -73,16 +92,31 @@ struct Ready {
   std::vector<std::uint64_t> failed_reads;  // not leader (any more): redirect
 
   bool empty() const {
-    return !hard_state && entries.empty() && messages.empty() && committed.empty() &&
+    return !snapshot && !hard_state && entries.empty() && messages.empty() && committed.empty() &&
            reads.empty() && failed_reads.empty();
   }
 };
 
 // What the shell recovered from its data directory on start.
+// entries follow the snapshot: indexes snapshot.meta.index + 1, +2, ...
+// (from 1 without a snapshot); use entries_after_snapshot() to get them.
 struct Recovered {
   HardState hard_state;
-  std::vector<Entry> entries;  // indexes 1..n, contiguous
+  std::optional<Snapshot> snapshot;
+  std::vector<Entry> entries;
 };
+
+// The recovery rule for a stored snapshot and a stored log (thesis §5.3,
+// applied on restart): entries at or below the snapshot are covered by it;
+// those after it are kept only if the log holds the snapshot's last entry
+// with the snapshot's term (Log Matching: then it is the same history), or
+// starts right after it. Anything else is a stale suffix left by a crash
+// between saving an installed snapshot and discarding the log, and goes.
+// Returns the kept entries; `discarded` (if not null) says whether any entry
+// after the snapshot was dropped, i.e. the stored log must be reset.
+// Throws InvariantViolation when the log starts after meta.index + 1 (a gap:
+// entries were lost).
+std::vector<Entry> entries_after_snapshot(const SnapshotMeta& meta, std::vector<Entry> log, bool* discarded = nullptr);
 
 // A value in [min_ticks, max_ticks] from one 64-bit random word, by
 // multiply-shift range reduction: floor(random_bits * n / 2^64) with
@@ -115,6 +149,17 @@ class Raft {
   // (and remembers nothing) when max_pending_reads reads already wait.
   bool read_index(std::uint64_t ctx);
 
+  // The shell has made `snapshot` durable: the state machine as of
+  // snapshot.meta.index, which must be applied (<= last_applied()) and whose
+  // term must be the log's term there. The core keeps it to send to
+  // followers that need a compacted entry, and compacts its log through
+  // min(compact_through, snapshot.meta.index); entries after compact_through
+  // stay for followers that lag a little. A snapshot no newer than the one
+  // held is ignored. Returns the index the log is now compacted through
+  // (log().base_index()), for the shell to compact its stored log.
+  Index snapshot_taken(Snapshot snapshot, Index compact_through);
+  // The latest snapshot, taken or received; data is null when none.
+  const Snapshot& snapshot() const { return snapshot_; }
   bool has_ready() const;
   Ready ready();
   // Everything in `ready` is persisted, sent and applied.
@@ -154,6 +199,10 @@ class Raft {
   void step_request_vote_reply(const Message& m);
   void step_append_entries(const Message& m);
   void step_append_entries_reply(const Message& m);
+  void step_install_snapshot(const Message& m);
+  void step_install_snapshot_reply(const Message& m);
+  void install_received_snapshot();
+  void send_snapshot_chunks(const NodeId& peer, Progress& pr);
 
   void tick_election();
   void tick_heartbeat();
@@ -218,6 +267,19 @@ class Raft {
   std::vector<std::uint64_t> quorum_scratch_;  // reused by maybe_commit() and release_reads()
   std::vector<ReadState> ready_reads_;
   std::vector<std::uint64_t> failed_reads_;
+
+  // Snapshots (thesis §5). snapshot_ is the latest one this node holds.
+  Snapshot snapshot_;
+  // A snapshot being received from a leader, chunk by chunk, in order.
+  struct Incoming {
+    SnapshotMeta meta;
+    std::uint64_t total_bytes = 0;
+    std::string bytes;  // [0, bytes.size()) received
+  };
+  std::optional<Incoming> incoming_;
+  // Installed and not yet handed out in a Ready.
+  bool snapshot_pending_ = false;
+  bool snapshot_resets_log_ = false;
 };
 
 }  // namespace raft

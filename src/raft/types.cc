@@ -18,6 +18,8 @@ const char* to_string(MessageType type) {
     case MessageType::RequestVoteReply: return "request_vote_reply";
     case MessageType::AppendEntries: return "append_entries";
     case MessageType::AppendEntriesReply: return "append_entries_reply";
+    case MessageType::InstallSnapshot: return "install_snapshot";
+    case MessageType::InstallSnapshotReply: return "install_snapshot_reply";
   }
   return "unknown";
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,24 @@ struct HardState {
   bool operator==(const HardState&) const = default;
 };
 
+// The last entry a snapshot covers (thesis §5.1: "last included index and
+// term"). {0, 0} is the empty log's origin.
+struct SnapshotMeta {
+  Index index = 0;
+  Term term = 0;
+
+  bool operator==(const SnapshotMeta&) const = default;
+};
+
+// The state machine at meta.index, serialized by the shell (the dictionary
+// and the client sessions, §6.3); opaque to the core, which only stores it,
+// sends it in chunks and hands a received one back. Shared, never copied:
+// the leader reads chunks of it while the shell keeps it on disk.
+struct Snapshot {
+  SnapshotMeta meta;
+  std::shared_ptr<const std::string> data;
+};
+
 enum class Role : std::uint8_t { Follower, PreCandidate, Candidate, Leader };
 
 const char* to_string(Role role);
@@ -50,6 +69,8 @@ enum class MessageType : std::uint8_t {
   RequestVoteReply,
   AppendEntries,
   AppendEntriesReply,
+  InstallSnapshot,       // thesis §5.3: one chunk of the leader's snapshot
+  InstallSnapshotReply,
 };
 
 const char* to_string(MessageType type);
@@ -80,6 +101,22 @@ struct Message {
   Index reject_index = 0;    // failure: the prev_log_index that was rejected
   Index conflict_index = 0;  // failure: first index the leader should try next
   Term conflict_term = 0;    // failure: term of the follower's entry at prev_log_index, or 0
+
+  // install_snapshot / install_snapshot_reply (thesis §5.3). A snapshot is
+  // sent as chunks of at most Config::max_snapshot_chunk_bytes, each one
+  // datagram; read_round (above) is carried and echoed as by append_entries.
+  Index last_included_index = 0;  // both: the snapshot's meta.index
+  Term last_included_term = 0;    // install_snapshot: its meta.term
+  // install_snapshot: where `data` starts in the snapshot. Reply: how many
+  // bytes from the start the follower holds (the next offset it wants), so
+  // the leader needs no memory of what it sent.
+  std::uint64_t offset = 0;
+  std::uint64_t total_bytes = 0;  // install_snapshot: size of the whole snapshot
+  // install_snapshot: this chunk ends the snapshot (offset + data.size() ==
+  // total_bytes). Reply: the follower holds this snapshot's state, installed
+  // now or already covered by its commit_index.
+  bool done = false;
+  std::string data;  // install_snapshot: the chunk's bytes
 };
 
 }  // namespace raft

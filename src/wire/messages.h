@@ -75,8 +75,29 @@ struct StatusReply {
   bool disk_full = false;
   // Extension: peer datagrams dropped since start, by reason (docs/PROTOCOL.md).
   std::vector<std::pair<std::string, std::uint64_t>> peer_drops;
+  // Extension (v1.1): index of the latest snapshot this node holds, 0 when none.
+  std::uint64_t snapshot_index = 0;
 
   bool operator==(const StatusReply&) const = default;
+};
+
+// Reference-node extension (docs/PROTOCOL.md part 2): the operator asks one
+// node to take a snapshot now (`./client snapshot --server nK`).
+struct SnapshotRequest {
+  std::string src;
+  std::string dest;
+
+  bool operator==(const SnapshotRequest&) const = default;
+};
+
+struct SnapshotReply {
+  std::string src;
+  std::string dest;
+  bool ok = false;
+  std::uint64_t snapshot_index = 0;  // the node's latest snapshot after the request
+  std::string message;               // detail when !ok
+
+  bool operator==(const SnapshotReply&) const = default;
 };
 
 // PROTOCOL.md: 1–64 characters of [A-Za-z0-9_.:-].
