@@ -34,13 +34,22 @@ Driver::Driver(raft::Config config, raft::Recovered recovered, Storage& storage,
       log_(log),
       options_(std::move(options)),
       observer_(observer != nullptr ? observer : &no_observer()),
-      core_(std::move(config), std::move(recovered)) {}
+      core_(std::move(config), std::move(recovered)) {
+  // The core keeps the recovered snapshot to send to followers; the state
+  // machine starts from it (thesis §5.1), then applies the log after it.
+  if (const raft::Snapshot& snapshot = core_.snapshot(); snapshot.data) {
+    state_machine_.restore(*snapshot.data);
+    last_applied_ = snapshot.meta.index;
+  }
+}
 
 void Driver::process_ready() {
   while (core_.has_ready()) {
     raft::Ready rd = core_.ready();
     observer_->on_ready(rd);
-    // 1. Persist: term and vote, then the entries, one fsync for the batch.
+    // 1. Persist: a snapshot from the leader first (the entries continue
+    // it), then term and vote, then the entries, one fsync for the batch.
+    if (rd.snapshot) install_snapshot(*rd.snapshot, rd.snapshot_resets_log);
     if (rd.hard_state) storage_.save_hard_state(*rd.hard_state);
     if (!rd.entries.empty()) {
       storage_.append(rd.entries);
@@ -62,11 +71,13 @@ void Driver::process_ready() {
     core_.advance(rd);
     answer_writes_of_lost_leadership();
     observer_->on_advanced();
+    maybe_take_snapshot();
   }
 }
 
 void Driver::apply(const raft::Entry& entry) {
   last_applied_ = entry.index;
+  applied_bytes_since_snapshot_ += entry.data.size();
   std::optional<kv::Result> result;
   std::optional<kv::Command> command;
   if (entry.type == raft::EntryType::Command) {
@@ -151,6 +162,7 @@ wire::StatusReply Driver::status(const GateDrops& gate) const {
   r.last_log_index = core_.log().last_index();
   r.voted_for = core_.voted_for();
   r.disk_full = options_.disk_full;
+  r.snapshot_index = core_.snapshot().meta.index;
   // Sorted by reason, as a JSON object's keys are: the reply decodes to itself.
   const raft::DropCounts& core = core_.drops();
   r.peer_drops = {

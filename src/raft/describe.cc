@@ -20,6 +20,12 @@ MessageSummary summarize(const Message& m) {
   s.reject_index = m.reject_index;
   s.conflict_index = m.conflict_index;
   s.conflict_term = m.conflict_term;
+  s.last_included_index = m.last_included_index;
+  s.last_included_term = m.last_included_term;
+  s.offset = m.offset;
+  s.total_bytes = m.total_bytes;
+  s.data_bytes = static_cast<std::uint32_t>(m.data.size());
+  s.done = m.done;
   return s;
 }
 
@@ -52,6 +58,17 @@ std::string describe(const MessageSummary& s) {
       } else {
         out += " reject prev=" + num(s.reject_index) + " hint=" + num(s.conflict_index) + "/" + num(s.conflict_term);
       }
+      if (s.read_round != 0) out += " round=" + num(s.read_round);
+      break;
+    case MessageType::InstallSnapshot:
+      out += " snapshot=" + num(s.last_included_index) + "/" + num(s.last_included_term) + " bytes=" + num(s.offset) +
+             ".." + num(s.offset + s.data_bytes) + "/" + num(s.total_bytes);
+      if (s.done) out += " done";
+      if (s.read_round != 0) out += " round=" + num(s.read_round);
+      break;
+    case MessageType::InstallSnapshotReply:
+      out += " snapshot=" + num(s.last_included_index);
+      out += s.done ? " installed" : " have=" + num(s.offset);
       if (s.read_round != 0) out += " round=" + num(s.read_round);
       break;
   }

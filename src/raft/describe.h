@@ -29,6 +29,12 @@ struct MessageSummary {
   Index reject_index = 0;
   Index conflict_index = 0;
   Term conflict_term = 0;
+  Index last_included_index = 0;  // install_snapshot(_reply)
+  Term last_included_term = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t total_bytes = 0;
+  std::uint32_t data_bytes = 0;
+  bool done = false;
 };
 
 MessageSummary summarize(const Message& m);

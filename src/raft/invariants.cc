@@ -19,10 +19,10 @@ void Raft::check_log_entries() const {
   const auto require = [](bool ok, const char* invariant, auto&& details) {
     if (!ok) [[unlikely]] detail::invariant_broken(invariant, details());
   };
-  Term previous = 0;
-  for (Index i = 1; i <= log_.last_index(); ++i) {
+  Term previous = log_.base_term();
+  for (Index i = log_.first_index(); i <= log_.last_index(); ++i) {
     const Entry& e = log_.at(i);
-    require(e.index == i, "log indexes are contiguous from 1",
+    require(e.index == i, "log indexes are contiguous from the base",
             [&] { return self + " holds an entry labelled " + str(e.index) + " at position " + str(i); });
     require(e.term >= previous, "log terms never decrease", [&] {
       return self + " has term " + str(e.term) + " at index " + str(i) + " after term " + str(previous);
@@ -47,13 +47,44 @@ void Raft::check_invariants() const {
   // keeps the first two by construction (RAFT_ASSERT), so after every step
   // only the last entry needs a look: the full walk runs once, on recovery
   // (check_log_entries()), where the entries came from disk.
-  if (last > 0) {
-    require(log_.at(last).index == last, "log indexes are contiguous from 1",
+  if (last > log_.base_index()) {
+    require(log_.at(last).index == last, "log indexes are contiguous from the base",
             [&] { return self + " holds an entry labelled " + str(log_.at(last).index) + " at position " + str(last); });
     require(log_.last_term() <= current_term_, "no entry's term exceeds current_term", [&] {
       return self + " has an entry of term " + str(log_.last_term()) + " at index " + str(last) + " but current_term " +
              str(current_term_);
     });
+  }
+
+  // Thesis §5.1: only applied, hence committed, state is snapshotted, and
+  // the log is compacted no further than the latest snapshot; the base's
+  // term is that of the snapshot's history, so never above current_term.
+  const Index base = log_.base_index();
+  require(base <= snapshot_.meta.index && snapshot_.meta.index <= commit_index_,
+          "base index <= snapshot index <= commit_index", [&] {
+            return self + " has base " + str(base) + ", snapshot " + str(snapshot_.meta.index) + ", commit_index " +
+                   str(commit_index_);
+          });
+  require((snapshot_.meta.index == 0) == (snapshot_.data == nullptr), "a snapshot index has snapshot data",
+          [&] { return self + " has snapshot index " + str(snapshot_.meta.index) + " and " +
+                       (snapshot_.data ? "data" : "no data"); });
+  require(log_.base_term() <= current_term_ && snapshot_.meta.term <= current_term_,
+          "no snapshot's term exceeds current_term", [&] {
+            return self + " has base term " + str(log_.base_term()) + ", snapshot term " + str(snapshot_.meta.term) +
+                   ", current_term " + str(current_term_);
+          });
+  require(persisted_index_ >= base, "entries at or below the base are durable",
+          [&] { return self + " has persisted index " + str(persisted_index_) + " below base " + str(base); });
+  require(last_applied_ >= base || snapshot_pending_, "the state machine holds everything compacted", [&] {
+    return self + " has last_applied " + str(last_applied_) + " below base " + str(base) +
+           " with no snapshot to hand out";
+  });
+  if (incoming_) {
+    require(incoming_->bytes.size() < incoming_->total_bytes && incoming_->total_bytes <= config_.max_snapshot_bytes,
+            "a snapshot being received is incomplete and within max_snapshot_bytes", [&] {
+              return self + " holds " + str(incoming_->bytes.size()) + " of " + str(incoming_->total_bytes) +
+                     " bytes of snapshot " + str(incoming_->meta.index);
+            });
   }
 
   require(commit_index_ <= last, "commit_index <= last log index",
@@ -76,6 +107,15 @@ void Raft::check_invariants() const {
       return self + " leads term " + str(current_term_) + " having voted for " + vote_name(voted_for_);
     });
     for (const auto& [peer, pr] : progress_) {
+      if (pr.state == Progress::State::Snapshot) {
+        require(pr.snapshot_acked <= pr.snapshot_next && pr.snapshot_index <= snapshot_.meta.index &&
+                    pr.snapshot_index <= pr.sent_index,
+                "a snapshot transfer stays inside the snapshot it sends", [&] {
+                  return self + "'s progress of " + peer + ": snapshot " + str(pr.snapshot_index) + " acked " +
+                         str(pr.snapshot_acked) + " next " + str(pr.snapshot_next) + ", sent_index " +
+                         str(pr.sent_index) + ", latest snapshot " + str(snapshot_.meta.index);
+                });
+      }
       require(pr.match_index < pr.next_index, "match_index < next_index", [&] {
         return self + "'s progress of " + peer + ": match_index " + str(pr.match_index) + ", next_index " +
                str(pr.next_index);

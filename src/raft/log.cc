@@ -6,21 +6,22 @@
 
 namespace raft {
 
-Log::Log(std::vector<Entry> entries) : entries_(std::move(entries)) {
+Log::Log(std::vector<Entry> entries, SnapshotMeta base) : base_(base), entries_(std::move(entries)) {
   data_bytes_through_.reserve(entries_.size() + 1);
   for (const Entry& e : entries_) data_bytes_through_.push_back(data_bytes_through_.back() + e.data.size());
 }
 
 std::optional<Term> Log::term_at(Index index) const {
-  if (index == 0) return Term{0};
-  if (index > last_index()) return std::nullopt;
-  return entries_[index - 1].term;
+  if (index == base_.index) return base_.term;
+  if (index < base_.index || index > last_index()) return std::nullopt;
+  return entries_[index - base_.index - 1].term;
 }
 
 Term Log::term(Index index) const {
-  RAFT_ASSERT(index <= last_index(),
-              "term of index " + std::to_string(index) + " past the last index " + std::to_string(last_index()));
-  return index == 0 ? 0 : entries_[index - 1].term;
+  RAFT_ASSERT(index >= base_.index && index <= last_index(),
+              "term of index " + std::to_string(index) + " outside the log " + std::to_string(base_.index) + ".." +
+                  std::to_string(last_index()));
+  return index == base_.index ? base_.term : entries_[index - base_.index - 1].term;
 }
 
 bool Log::matches(Index index, Term t) const {
@@ -29,9 +30,10 @@ bool Log::matches(Index index, Term t) const {
 }
 
 const Entry& Log::at(Index index) const {
-  RAFT_ASSERT(index >= 1 && index <= last_index(),
-              "entry " + std::to_string(index) + " outside the log 1.." + std::to_string(last_index()));
-  return entries_[index - 1];
+  RAFT_ASSERT(index > base_.index && index <= last_index(),
+              "entry " + std::to_string(index) + " outside the log " + std::to_string(first_index()) + ".." +
+                  std::to_string(last_index()));
+  return entries_[index - base_.index - 1];
 }
 
 bool Log::is_up_to_date(Index other_last_index, Term other_last_term) const {
@@ -41,11 +43,11 @@ bool Log::is_up_to_date(Index other_last_index, Term other_last_term) const {
 }
 
 std::vector<Entry> Log::slice(Index from, std::size_t max_entries, std::size_t max_bytes) const {
-  RAFT_ASSERT(from >= 1, "slice from index 0");
+  RAFT_ASSERT(from > base_.index, "slice from compacted index " + std::to_string(from));
   std::vector<Entry> out;
   std::size_t bytes = 0;
   for (Index i = from; i <= last_index() && out.size() < max_entries; ++i) {
-    const Entry& e = entries_[i - 1];
+    const Entry& e = at(i);
     bytes += e.data.size() + 48;  // rough per-entry framing overhead on the wire
     if (!out.empty() && bytes > max_bytes) break;
     out.push_back(e);
@@ -54,17 +56,17 @@ std::vector<Entry> Log::slice(Index from, std::size_t max_entries, std::size_t m
 }
 
 std::vector<Entry> Log::range(Index from, Index to) const {
-  if (from == 0) from = 1;
-  if (to > last_index()) to = last_index();
+  from = std::max(from, first_index());
+  to = std::min(to, last_index());
   if (from > to) return {};
-  return {entries_.begin() + static_cast<std::ptrdiff_t>(from - 1),
-          entries_.begin() + static_cast<std::ptrdiff_t>(to)};
+  const auto offset = [&](Index i) { return static_cast<std::ptrdiff_t>(i - base_.index - 1); };
+  return {entries_.begin() + offset(from), entries_.begin() + offset(to) + 1};
 }
 
 std::uint64_t Log::data_bytes_from(Index from) const {
-  if (from == 0) from = 1;
+  from = std::max(from, first_index());
   if (from > last_index()) return 0;
-  return data_bytes_through_.back() - data_bytes_through_[from - 1];
+  return data_bytes_through_.back() - data_bytes_through_[from - base_.index - 1];
 }
 
 Index Log::append(Entry entry) {
@@ -80,26 +82,51 @@ Index Log::append(Entry entry) {
 }
 
 void Log::truncate_from(Index from) {
-  if (from == 0) from = 1;
+  RAFT_ASSERT(from > base_.index, "truncating compacted entries from " + std::to_string(from) + ", base " +
+                                      std::to_string(base_.index));
   if (from <= last_index()) {
-    entries_.resize(from - 1);
-    data_bytes_through_.resize(from);
+    entries_.resize(from - base_.index - 1);
+    data_bytes_through_.resize(from - base_.index);
   }
+}
+
+void Log::compact(Index through) {
+  RAFT_ASSERT(through >= base_.index && through <= last_index(),
+              "compacting through " + std::to_string(through) + " outside the log " + std::to_string(base_.index) +
+                  ".." + std::to_string(last_index()));
+  if (through == base_.index) return;
+  const std::size_t drop = through - base_.index;
+  const Term through_term = term(through);
+  // Compaction runs once per snapshot, so moving the kept tail (the trailing
+  // entries and the unapplied ones) is cheap next to the work in between.
+  entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
+  const std::uint64_t dropped_bytes = data_bytes_through_[drop];
+  data_bytes_through_.erase(data_bytes_through_.begin(), data_bytes_through_.begin() + static_cast<std::ptrdiff_t>(drop));
+  for (std::uint64_t& b : data_bytes_through_) b -= dropped_bytes;
+  base_ = {through, through_term};
+}
+
+void Log::reset(SnapshotMeta base) {
+  entries_.clear();
+  data_bytes_through_.assign(1, 0);
+  base_ = base;
 }
 
 Index Log::first_index_of_term(Term t, Index at_or_before) const {
   Index i = std::min(at_or_before, last_index());
-  while (i > 1 && entries_[i - 2].term == t) --i;
+  if (i <= base_.index) return first_index();
+  while (i > first_index() && at(i - 1).term == t) --i;
   return i;
 }
 
 std::optional<Index> Log::last_index_of_term(Term t) const {
   // Terms never decrease along the log, so scan back from the end.
-  for (Index i = last_index(); i >= 1; --i) {
-    Term here = entries_[i - 1].term;
+  for (Index i = last_index(); i > base_.index; --i) {
+    Term here = at(i).term;
     if (here == t) return i;
     if (here < t) break;
   }
+  if (base_.index > 0 && base_.term == t) return base_.index;
   return std::nullopt;
 }
 

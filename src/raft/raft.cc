@@ -12,7 +12,7 @@ Raft::Raft(Config config, Recovered recovered)
       rng_(config_.rng_seed),
       current_term_(recovered.hard_state.current_term),
       voted_for_(std::move(recovered.hard_state.voted_for)),
-      log_(std::move(recovered.entries)) {
+      log_(std::move(recovered.entries), recovered.snapshot ? recovered.snapshot->meta : SnapshotMeta{}) {
   if (config_.id.empty()) throw std::invalid_argument("raft: empty node id");
   if (config_.election_ticks_min < 1 || config_.election_ticks_max < config_.election_ticks_min)
     throw std::invalid_argument("raft: bad election timeout range");
@@ -22,6 +22,14 @@ Raft::Raft(Config config, Recovered recovered)
     throw std::invalid_argument("raft: the uncommitted caps must be at least 1");
   // Everything recovered came from disk, so it is durable already.
   persisted_index_ = log_.last_index();
+  if (recovered.snapshot) {
+    // The shell loads the snapshot into its state machine: what it holds is
+    // committed and applied (only applied state is ever snapshotted).
+    RAFT_ASSERT(recovered.snapshot->data != nullptr, "recovered a snapshot without data");
+    snapshot_ = std::move(*recovered.snapshot);
+    commit_index_ = snapshot_.meta.index;
+    last_applied_ = snapshot_.meta.index;
+  }
   reset_election_timer();
   check_log_entries();  // a corrupt data directory stops here, with a name
   check_invariants();
@@ -260,7 +268,8 @@ bool Raft::well_formed(const Message& m) {
   if (too_big(m.term) || too_big(m.last_log_index) || too_big(m.last_log_term) || too_big(m.prev_log_index) ||
       too_big(m.prev_log_term) || too_big(m.leader_commit) || too_big(m.read_round) || too_big(m.match_index) ||
       too_big(m.reject_index) || too_big(m.conflict_index) || too_big(m.conflict_term) ||
-      too_big(m.prev_log_index + m.entries.size())) {
+      too_big(m.prev_log_index + m.entries.size()) || too_big(m.last_included_index) ||
+      too_big(m.last_included_term) || too_big(m.offset) || too_big(m.total_bytes)) {
     ++drops_.out_of_range;
     return false;
   }
@@ -279,6 +288,30 @@ bool Raft::well_formed(const Message& m) {
         return false;
       }
       previous = e.term;
+    }
+  }
+  if (m.type == MessageType::InstallSnapshot) {
+    // Thesis §5.3: a chunk lies inside its snapshot, the last one ends it, a
+    // snapshot's last entry is of a term the leader has reached, and no
+    // snapshot is larger than we are willing to buffer.
+    if (m.total_bytes == 0 || m.total_bytes > config_.max_snapshot_bytes || m.offset > m.total_bytes ||
+        m.data.size() > m.total_bytes - m.offset || m.done != (m.offset + m.data.size() == m.total_bytes) ||
+        m.last_included_term > m.term || (m.last_included_index == 0) != (m.last_included_term == 0)) {
+      ++drops_.bad_snapshot;
+      return false;
+    }
+  }
+  if (m.type == MessageType::InstallSnapshotReply && role_ == Role::Leader && m.term == current_term_) {
+    auto it = progress_.find(m.from);
+    if (it == progress_.end()) return false;
+    // As for append replies: only about a snapshot this leader sent.
+    if (m.last_included_index > it->second.sent_index) {
+      ++drops_.unsent_match;
+      return false;
+    }
+    if (m.read_round > read_round_) {
+      ++drops_.future_read_round;
+      return false;
     }
   }
   if (m.type == MessageType::AppendEntriesReply && role_ == Role::Leader && m.term == current_term_) {
@@ -320,7 +353,8 @@ void Raft::step(const Message& m) {
       // A granted pre-vote carries the term we asked about; nothing changes.
     } else {
       // §5.1: a higher term in any message, replies included, demotes us.
-      become_follower(m.term, m.type == MessageType::AppendEntries ? m.from : NodeId{});
+      const bool from_leader = m.type == MessageType::AppendEntries || m.type == MessageType::InstallSnapshot;
+      become_follower(m.term, from_leader ? m.from : NodeId{});
     }
   } else if (m.term < current_term_) {
     // §5.1: stale messages are rejected; answering tells a stale leader or
@@ -331,6 +365,13 @@ void Raft::step(const Message& m) {
       reply.to = m.from;
       reply.term = current_term_;
       reply.success = false;
+      send(std::move(reply));
+    } else if (m.type == MessageType::InstallSnapshot) {
+      Message reply;
+      reply.type = MessageType::InstallSnapshotReply;
+      reply.to = m.from;
+      reply.term = current_term_;
+      reply.last_included_index = m.last_included_index;
       send(std::move(reply));
     } else if (m.type == MessageType::RequestVote) {
       Message reply;
@@ -353,6 +394,8 @@ void Raft::step(const Message& m) {
     case MessageType::RequestVoteReply: step_request_vote_reply(m); break;
     case MessageType::AppendEntries: step_append_entries(m); break;
     case MessageType::AppendEntriesReply: step_append_entries_reply(m); break;
+    case MessageType::InstallSnapshot: step_install_snapshot(m); break;
+    case MessageType::InstallSnapshotReply: step_install_snapshot_reply(m); break;
   }
 }
 
@@ -379,7 +422,7 @@ void Raft::send(Message m) {
 }
 
 bool Raft::has_ready() const {
-  return hard_state_dirty_ || log_.last_index() > persisted_index_ || !outbox_.empty() ||
+  return snapshot_pending_ || hard_state_dirty_ || log_.last_index() > persisted_index_ || !outbox_.empty() ||
          commit_index_ > last_applied_ || !ready_reads_.empty() || !failed_reads_.empty() ||
          (role_ == Role::Leader && (pending_broadcast_ || has_unassigned_reads()));
 }
@@ -410,6 +453,13 @@ Ready Raft::ready() {
   }
 
   Ready rd;
+  if (snapshot_pending_) {
+    rd.snapshot = snapshot_;
+    rd.snapshot_resets_log = snapshot_resets_log_;
+    last_applied_ = std::max(last_applied_, snapshot_.meta.index);
+    snapshot_pending_ = false;
+    snapshot_resets_log_ = false;
+  }
   if (hard_state_dirty_) {
     rd.hard_state = HardState{current_term_, voted_for_};
     hard_state_dirty_ = false;

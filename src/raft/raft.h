@@ -102,8 +102,8 @@ struct Ready {
 // (from 1 without a snapshot); use entries_after_snapshot() to get them.
 struct Recovered {
   HardState hard_state;
-  std::optional<Snapshot> snapshot;
   std::vector<Entry> entries;
+  std::optional<Snapshot> snapshot;
 };
 
 // The recovery rule for a stored snapshot and a stored log (thesis §5.3,
@@ -274,6 +274,8 @@ class Raft {
   struct Incoming {
     SnapshotMeta meta;
     std::uint64_t total_bytes = 0;
+    NodeId from;  // the leader sending it, in
+    Term term = 0;  // this term
     std::string bytes;  // [0, bytes.size()) received
   };
   std::optional<Incoming> incoming_;

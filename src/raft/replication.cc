@@ -23,17 +23,36 @@ void Raft::step_append_entries(const Message& m) {
   reply.term = current_term_;
   reply.read_round = m.read_round;
 
+  // Entries at or below our base are compacted into our snapshot, so they
+  // are committed and the same as the leader's (§5.4.3): skip them, and
+  // check the rest against the base instead of a prev we no longer hold.
+  Index prev_index = m.prev_log_index;
+  Term prev_term = m.prev_log_term;
+  std::size_t skip = 0;
+  if (log_.compacted(prev_index)) {
+    const Index last_sent = m.prev_log_index + m.entries.size();
+    if (last_sent <= log_.base_index()) {
+      reply.success = true;
+      reply.match_index = last_sent;
+      send(std::move(reply));
+      return;
+    }
+    skip = log_.base_index() - m.prev_log_index;
+    prev_index = log_.base_index();
+    prev_term = m.entries[skip - 1].term;
+  }
+
   // §5.3 consistency check, with the hints that let the leader skip a whole
   // conflicting term per round trip instead of one entry.
-  if (!log_.matches(m.prev_log_index, m.prev_log_term)) {
+  if (!log_.matches(prev_index, prev_term)) {
     reply.success = false;
     reply.reject_index = m.prev_log_index;
-    if (m.prev_log_index > log_.last_index()) {
+    if (prev_index > log_.last_index()) {
       reply.conflict_index = log_.last_index() + 1;
       reply.conflict_term = 0;
     } else {
-      reply.conflict_term = log_.term(m.prev_log_index);
-      reply.conflict_index = log_.first_index_of_term(reply.conflict_term, m.prev_log_index);
+      reply.conflict_term = log_.term(prev_index);
+      reply.conflict_index = log_.first_index_of_term(reply.conflict_term, prev_index);
     }
     send(std::move(reply));
     return;
@@ -42,7 +61,7 @@ void Raft::step_append_entries(const Message& m) {
   // Skip entries we already hold; truncate only at a real conflict, so a
   // duplicated or reordered old append never cuts off newer entries.
   Index index = m.prev_log_index;
-  std::size_t i = 0;
+  std::size_t i = skip;
   for (; i < m.entries.size(); ++i) {
     index = m.prev_log_index + 1 + i;
     auto have = log_.term_at(index);
@@ -93,6 +112,18 @@ void Raft::step_append_entries_reply(const Message& m) {
     release_reads();
   }
 
+  if (pr.state == Progress::State::Snapshot) {
+    // Only news that the follower already matches past our base ends the
+    // transfer; a rejection is the expected answer to our base heartbeat.
+    if (!m.success || m.match_index < log_.base_index()) return;
+    pr.match_index = std::max(pr.match_index, m.match_index);
+    pr.become_replicate();
+    maybe_commit();
+    while (pr.next_index <= log_.last_index() && send_append(m.from, false)) {
+    }
+    return;
+  }
+
   if (m.success) {
     if (m.match_index > pr.match_index) {
       pr.match_index = m.match_index;
@@ -129,6 +160,12 @@ void Raft::step_append_entries_reply(const Message& m) {
 
 bool Raft::send_append(const NodeId& peer, bool allow_empty) {
   Progress& pr = progress_.at(peer);
+  // Thesis §5.3: the entry before next_index is compacted, so the follower
+  // can only catch up from our snapshot. No append goes out meanwhile.
+  if (pr.state == Progress::State::Snapshot || log_.compacted(pr.next_index - 1)) {
+    send_snapshot_chunks(peer, pr);
+    return false;
+  }
   if (pr.state == Progress::State::Probe && pr.probe_sent) return false;
   if (pr.state == Progress::State::Replicate &&
       pr.inflight.size() >= static_cast<std::size_t>(config_.max_inflight_appends))
@@ -156,16 +193,19 @@ bool Raft::send_append(const NodeId& peer, bool allow_empty) {
 
 void Raft::send_heartbeat(const NodeId& peer) {
   Progress& pr = progress_.at(peer);
-  pr.sent_index = std::max(pr.sent_index, pr.match_index);
   // Anchored at match_index, which the follower is known to hold, so the
   // heartbeat lets it commit at most what it matches (pitfall: a heartbeat
-  // must never commit entries the follower may not share with us).
+  // must never commit entries the follower may not share with us). Below
+  // our base the term is gone: anchor at the base, which the follower
+  // matches only if it holds the same history.
+  const Index anchor = std::max(pr.match_index, log_.base_index());
+  pr.sent_index = std::max(pr.sent_index, anchor);
   Message m;
   m.type = MessageType::AppendEntries;
   m.to = peer;
   m.term = current_term_;
-  m.prev_log_index = pr.match_index;
-  m.prev_log_term = log_.term(pr.match_index);
+  m.prev_log_index = anchor;
+  m.prev_log_term = log_.term(anchor);
   m.leader_commit = commit_index_;
   m.read_round = read_round_;
   send(std::move(m));
@@ -174,6 +214,17 @@ void Raft::send_heartbeat(const NodeId& peer) {
 void Raft::broadcast_heartbeat() {
   ++heartbeat_count_;
   for (auto& [peer, pr] : progress_) {
+    if (pr.state == Progress::State::Snapshot) {
+      // No progress for a whole heartbeat: chunks or their replies were
+      // lost. Resend from what the follower last said it holds.
+      if (pr.snapshot_progress_heartbeat + 1 < heartbeat_count_) {
+        pr.snapshot_next = pr.snapshot_acked;
+        pr.snapshot_progress_heartbeat = heartbeat_count_;
+      }
+      send_heartbeat(peer);
+      send_snapshot_chunks(peer, pr);
+      continue;
+    }
     if (pr.state == Progress::State::Probe) {
       pr.probe_sent = false;  // the last probe or its answer may be lost: retry
       send_append(peer, true);
