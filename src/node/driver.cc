@@ -47,10 +47,11 @@ void Driver::process_ready() {
   while (core_.has_ready()) {
     raft::Ready rd = core_.ready();
     observer_->on_ready(rd);
-    // 1. Persist: a snapshot from the leader first (the entries continue
-    // it), then term and vote, then the entries, one fsync for the batch.
-    if (rd.snapshot) install_snapshot(*rd.snapshot, rd.snapshot_resets_log);
+    // 1. Persist: term and vote first (a snapshot's term must never be
+    // newer than the disk's term, §5.1), then a snapshot from the leader
+    // (the entries continue it), then the entries, one fsync for the batch.
     if (rd.hard_state) storage_.save_hard_state(*rd.hard_state);
+    if (rd.snapshot) install_snapshot(*rd.snapshot, rd.snapshot_resets_log);
     if (!rd.entries.empty()) {
       storage_.append(rd.entries);
       storage_.sync();

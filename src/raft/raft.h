@@ -75,11 +75,13 @@ struct ReadState {
 
 struct Ready {
   // A snapshot received from the leader (thesis §5.3), to persist and load
-  // into the state machine first, before hard_state and entries. It replaces
+  // into the state machine after hard_state (its term may be the one just
+  // adopted) and before entries (they continue it). It replaces
   // every entry up to snapshot->meta.index; when snapshot_resets_log the
-  // stored log did not hold that entry with that term, so every stored entry
-  // is discarded and the log continues at meta.index + 1. `committed` then
-  // starts after meta.index.
+  // stored log did not hold that entry with that term (or did not reach it
+  // yet), so every stored entry is discarded and the log continues at
+  // meta.index + 1 (`entries` then holds any kept suffix again).
+  // `committed` starts after meta.index.
   std::optional<Snapshot> snapshot;
   bool snapshot_resets_log = false;
   std::optional<HardState> hard_state;  // persist (atomically) if set
@@ -112,8 +114,9 @@ struct Recovered {
 // with the snapshot's term (Log Matching: then it is the same history), or
 // starts right after it. Anything else is a stale suffix left by a crash
 // between saving an installed snapshot and discarding the log, and goes.
-// Returns the kept entries; `discarded` (if not null) says whether any entry
-// after the snapshot was dropped, i.e. the stored log must be reset.
+// Returns the kept entries; `discarded` (if not null) says whether the stored
+// log must be reset to continue at meta.index + 1: it ends before the
+// snapshot, or disagrees with it at meta.index.
 // Throws InvariantViolation when the log starts after meta.index + 1 (a gap:
 // entries were lost).
 std::vector<Entry> entries_after_snapshot(const SnapshotMeta& meta, std::vector<Entry> log, bool* discarded = nullptr);

@@ -20,8 +20,10 @@ std::vector<Entry> entries_after_snapshot(const SnapshotMeta& meta, std::vector<
                   std::to_string(meta.index) + ": entries " + std::to_string(meta.index + 1) + ".." +
                   std::to_string(first - 1) + " are lost");
   const Index last = log.back().index;
-  if (last <= meta.index) {
-    // Everything stored is covered by the snapshot: nothing follows it.
+  if (last < meta.index) {
+    // The log ends before the snapshot: the next entry is meta.index + 1,
+    // so the stored log must restart there.
+    if (discarded != nullptr) *discarded = true;
     return {};
   }
   if (first == meta.index + 1) return log;
@@ -101,6 +103,13 @@ void Raft::step_install_snapshot_reply(const Message& m) {
       maybe_commit();
     }
     if (pr.state == Progress::State::Snapshot) {
+      // As for append replies: only a match at or past our base ends the
+      // transfer. A late `installed` about an older snapshot, below the
+      // base, is old news: the follower still needs the one being sent.
+      if (pr.match_index < log_.base_index()) {
+        pr.next_index = std::max(pr.next_index, pr.match_index + 1);  // unused while sending; kept above match
+        return;
+      }
       pr.become_probe(pr.match_index + 1);
       send_append(m.from, true);
     } else {
@@ -188,7 +197,13 @@ void Raft::install_received_snapshot() {
     // Thesis §5.3: the log holds the snapshot's last entry, so the entries
     // after it are the leader's too (Log Matching); keep them.
     log_.compact(meta.index);
-    persisted_index_ = std::max(persisted_index_, meta.index);
+    if (persisted_index_ < meta.index) {
+      // The disk's log ends before the snapshot: it cannot be continued at
+      // meta.index + 1, so it restarts there and the kept entries go to
+      // disk again in the next Ready.
+      persisted_index_ = meta.index;
+      resets = true;
+    }
   } else {
     // The log is behind the snapshot or disagrees with it: all of it goes.
     log_.reset(meta);

@@ -46,10 +46,12 @@ void Checker::on_boot(const Node& n) {
              vote_name(core.voted_for()) + ", disk has term " + std::to_string(n.disk.hard_state.current_term) +
              " vote " + vote_name(n.disk.hard_state.voted_for));
   }
-  if (core.log().last_index() != n.disk.entries.size()) {
+  const raft::Index disk_last = std::max(n.disk.last_index(), n.disk.snapshot_index());
+  if (core.log().last_index() != disk_last) {
     fail("restart: the core resumes from its persisted log",
          who(n) + " booted with last index " + std::to_string(core.log().last_index()) + ", disk holds " +
-             std::to_string(n.disk.entries.size()) + " entries");
+             std::to_string(n.disk.first_index) + ".." + std::to_string(n.disk.last_index()) + " and snapshot " +
+             std::to_string(n.disk.snapshot_index()));
   }
   if (core.role() == raft::Role::Leader) fail("restart: a node boots as a follower (§5.2)", who(n) + " booted as leader");
   s.alive = true;
@@ -60,11 +62,28 @@ void Checker::on_boot(const Node& n) {
   s.role = core.role();
   s.commit = core.commit_index();
   s.verify_cursor = 0;
-  s.applied = 0;  // the state machine is volatile: it is rebuilt by re-applying from index 1
+  // The state machine is volatile: it is rebuilt from the snapshot on disk,
+  // if any, then by re-applying the log after it.
+  s.applied = 0;
   s.applied_hash = kEmptyLogHash;
   s.model = KvModel{};
+  s.mem_base = 0;
+  if (const raft::Index snap = n.disk.snapshot_index(); snap > 0) {
+    auto model = models_at_.find(snap);
+    if (model == models_at_.end() || snap >= committed_.size()) {
+      fail("a snapshot holds a state some node applied (thesis §5.1)",
+           who(n) + " restarted from a snapshot at " + std::to_string(snap) + " that no node took");
+    }
+    s.applied = snap;
+    s.applied_hash = committed_[snap].hash;
+    s.model = model->second;
+    check_state_machine(n, s.model, "restarted from its snapshot");
+  }
   sync_memory_log(n, s, true);
-  if (s.mem_hash != s.disk_hash) {
+  // The disk may still hold entries below the core's base, which the core
+  // does not load; compare what both hold.
+  const std::size_t both = std::min(s.mem_hash.size(), s.disk_hash.size());
+  if (s.mem_hash.size() != disk_last + 1 || !std::equal(s.mem_hash.begin(), s.mem_hash.begin() + static_cast<std::ptrdiff_t>(both), s.disk_hash.begin())) {
     fail("restart: the core resumes from its persisted log", who(n) + " booted with a log that differs from its disk");
   }
 }
@@ -103,21 +122,36 @@ void Checker::advance_committed_match(const std::vector<std::uint64_t>& hashes, 
 void Checker::sync_memory_log(const Node& n, Shadow& s, bool full) {
   const raft::Log& log = n.core().log();
   const raft::Index last = log.last_index();
+  const raft::Index base = log.base_index();
   std::vector<std::uint64_t>& h = s.mem_hash;
+  if (base != s.mem_base || full) {
+    // Thesis §5.1: only committed entries are compacted, so the prefix up
+    // to the base is the committed one; its hashes are the committed ones.
+    if (base >= committed_.size() || log.base_term() != committed_[base].entry.term) {
+      fail("only committed entries are compacted into a snapshot (thesis §5.1)",
+           who(n) + " has compacted its log through index " + std::to_string(base) + " term " +
+               std::to_string(log.base_term()) + ", but " +
+               (base >= committed_.size() ? "only " + std::to_string(committed_.size() - 1) + " entries are committed"
+                                          : "the committed entry there is " + show(committed_[base].entry)));
+    }
+    if (h.size() <= base) h.resize(base + 1);
+    for (raft::Index i = std::min(s.mem_base, base) + 1; i <= base; ++i) h[i] = committed_[i].hash;
+    s.mem_base = base;
+  }
   const raft::Index old_last = h.size() - 1;
   const raft::Index top = std::min(last, old_last);
   raft::Index keep;
   if (full) {
-    keep = 0;
+    keep = base;
     while (keep < top && chain_hash(h[keep], log.at(keep + 1)) == h[keep + 1]) ++keep;
   } else {
-    keep = top;
-    while (keep > 0 && chain_hash(h[keep - 1], log.at(keep)) != h[keep]) --keep;
+    keep = std::max(top, base);
+    while (keep > base && chain_hash(h[keep - 1], log.at(keep)) != h[keep]) --keep;
     // Rolling verification of the unchanged prefix, a few entries per step:
     // an entry rewritten in the middle of the log, behind an unchanged tail,
     // is caught within about last/2 steps at a constant cost per step.
-    for (int k = 0; k < 2 && keep > 0; ++k) {
-      raft::Index i = s.verify_cursor = s.verify_cursor % keep + 1;
+    for (int k = 0; k < 2 && keep > base; ++k) {
+      raft::Index i = s.verify_cursor = s.verify_cursor % (keep - base) + base + 1;
       if (chain_hash(h[i - 1], log.at(i)) != h[i]) {
         fail("log matching: a log changes only at its tail (§5.3: truncate at a conflict, then append)",
              who(n) + "'s in-memory log now holds " + show(log.at(i)) +
@@ -131,7 +165,7 @@ void Checker::sync_memory_log(const Node& n, Shadow& s, bool full) {
     if (e.index != i) {
       fail("log entries carry their own index", who(n) + " holds " + show(e) + " at position " + std::to_string(i));
     }
-    raft::Term prev_term = i > 1 ? log.at(i - 1).term : 0;
+    raft::Term prev_term = log.term(i - 1);
     if (e.term < prev_term) {
       fail("terms never decrease along a log (§5.3: entries are appended in term order)",
            who(n) + " holds " + show(e) + " after an entry of term " + std::to_string(prev_term));
@@ -249,6 +283,9 @@ void Checker::check_new_leader(const Node& n, const Shadow& s) {
   const raft::Index required = committed_before_term(n.core().current_term());
   for (const Acked& a : acked_) {
     if (a.index > required) continue;  // committed in this term or later: not yet required
+    // Compacted into the leader's snapshot: its prefix hash is the committed
+    // one (sync_memory_log), which holds the acknowledged entry.
+    if (a.index <= log.base_index()) continue;
     std::optional<raft::Term> t = log.term_at(a.index);
     if (!t || *t != a.term || log.at(a.index).data != a.data) {
       fail("an acknowledged write is in every later leader's log (§5.4 Leader Completeness)",
@@ -363,11 +400,27 @@ void Checker::after_persist(const Node& n, bool hard_state_written, raft::Index 
     }
     s.disk_hard_state = now;
   }
+  if (d.first_index != s.disk_first) {
+    // Compacted or reset: what lies below the new first index is now the
+    // snapshot's, i.e. the committed prefix.
+    first_changed = first_changed == 0 ? s.disk_first : std::min(first_changed, s.disk_first);
+    first_changed = std::max<raft::Index>(first_changed, 1);
+    s.disk_first = d.first_index;
+  }
   if (first_changed > 0) {
-    s.disk_hash.resize(first_changed);
-    for (raft::Index i = first_changed; i <= d.entries.size(); ++i) {
-      const raft::Entry& e = d.entries[i - 1];
-      raft::Term prev_term = i > 1 ? d.entries[i - 2].term : 0;
+    // Below the stored log's first index the disk holds the snapshot, so
+    // the committed prefix (after a reset, the log starts after it).
+    if (d.first_index > 1 && d.first_index - 1 >= committed_.size()) {
+      fail("a disk's log starts right after committed state (thesis §5.1)",
+           who(n) + "'s disk log starts at " + std::to_string(d.first_index) + " with only " +
+               std::to_string(committed_.size() - 1) + " entries committed");
+    }
+    const raft::Index from = std::min<raft::Index>(first_changed, s.disk_hash.size());
+    s.disk_hash.resize(from);
+    for (raft::Index i = from; i < d.first_index; ++i) s.disk_hash.push_back(committed_[i].hash);
+    for (raft::Index i = std::max(from, d.first_index); i <= d.last_index(); ++i) {
+      const raft::Entry& e = d.at(i);
+      raft::Term prev_term = i > d.first_index ? d.at(i - 1).term : 0;
       if (e.term < prev_term) {
         fail("terms never decrease along a log (§5.3)",
              who(n) + "'s disk holds " + show(e) + " after an entry of term " + std::to_string(prev_term));
@@ -386,8 +439,9 @@ void Checker::after_persist(const Node& n, bool hard_state_written, raft::Index 
   raft::Index m = s.disk_committed_match;
   if (m >= s.disk_hash.size() || s.disk_hash[m] != committed_[m].hash) {
     fail("committed entries are never removed from a disk (pitfall 7: truncate only at a real conflict)",
-         who(n) + "'s disk held the committed entries 1.." + std::to_string(m) + " and now does not (" +
-             std::to_string(d.entries.size()) + " entries)");
+         who(n) + "'s disk held the committed entries 1.." + std::to_string(m) + " and now does not (entries " +
+             std::to_string(d.first_index) + ".." + std::to_string(d.last_index()) + ", snapshot " +
+             std::to_string(d.snapshot_index()) + ")");
   }
   advance_committed_match(s.disk_hash, s.disk_committed_match);
 }
@@ -459,6 +513,34 @@ void Checker::on_send(const Node& n, const raft::Message& m) {
       }
       break;
     }
+    case raft::MessageType::InstallSnapshot: {
+      auto it = leader_of_term_.find(m.term);
+      if (it == leader_of_term_.end() || it->second != n.index) {
+        fail("only the leader of a term sends install_snapshot in it (thesis §5.3)",
+             who(n) + " sent " + raft::describe(raft::summarize(m)));
+      }
+      if (m.last_included_index >= committed_.size() || m.last_included_index == 0 ||
+          committed_[m.last_included_index].entry.term != m.last_included_term) {
+        fail("a leader sends only a snapshot of committed state (thesis §5.1)",
+             who(n) + " sent " + raft::describe(raft::summarize(m)) + " with " +
+                 std::to_string(committed_.size() - 1) + " entries committed");
+      }
+      if (m.data.size() > n.core().config().max_snapshot_chunk_bytes) {
+        fail("a snapshot chunk fits max_snapshot_chunk_bytes (one datagram)",
+             who(n) + " sent a chunk of " + std::to_string(m.data.size()) + " bytes");
+      }
+      break;
+    }
+    case raft::MessageType::InstallSnapshotReply:
+      // Installed means the state through last_included_index is durable
+      // here (the snapshot is saved before the reply leaves) or committed.
+      if (m.done && m.term == hs.current_term && n.disk.snapshot_index() < m.last_included_index &&
+          n.core().commit_index() < m.last_included_index) {
+        fail("a snapshot is acknowledged only once it is on disk (Figure 2, thesis §5.3)",
+             who(n) + " sent " + raft::describe(raft::summarize(m)) + " with a snapshot at " +
+                 std::to_string(n.disk.snapshot_index()) + " on disk");
+      }
+      break;
     case raft::MessageType::AppendEntriesReply:
       if (m.success) {
         // Pitfall 3: "entries on disk before they are acknowledged". A reply
@@ -472,7 +554,7 @@ void Checker::on_send(const Node& n, const raft::Message& m) {
             s.disk_hash[m.match_index] != s.mem_hash[m.match_index])) {
           fail("entries are acknowledged only once they are on disk (§5.3, pitfall 3)",
                who(n) + " acknowledged match index " + std::to_string(m.match_index) + " with " +
-                   std::to_string(n.disk.entries.size()) + " entries on disk, " +
+                   std::to_string(n.disk.last_index()) + " last on disk, " +
                    std::to_string(n.core().log().last_index()) + " in memory");
         }
       }
@@ -500,9 +582,74 @@ void Checker::on_apply(const Node& n, const raft::Entry& e) {
   }
   if (e.index >= s.disk_hash.size() || s.disk_hash[e.index] != s.applied_hash) {
     fail("entries are applied only once they are on the local disk (raft.h: apply after persisting)",
-         who(n) + " applied " + show(e) + " with " + std::to_string(n.disk.entries.size()) + " entries on disk");
+         who(n) + " applied " + show(e) + " with " + std::to_string(n.disk.last_index()) + " last on disk");
   }
   s.applied = e.index;
+}
+
+// ------------------------------------------------------------ snapshots ----
+
+void Checker::check_state_machine(const Node& n, const KvModel& model, const char* when) const {
+  const kv::StateMachine& sm = n.driver->state_machine();
+  if (sm.size() != model.data().size()) {
+    fail("a snapshot restores the whole dictionary (thesis §5.1)",
+         who(n) + " " + when + " holds " + std::to_string(sm.size()) + " keys; the reference holds " +
+             std::to_string(model.data().size()));
+  }
+  for (const auto& [key, value] : model.data()) {
+    if (sm.get(key) != value) {
+      fail("a snapshot restores the whole dictionary (thesis §5.1)",
+           who(n) + " " + when + " holds " + (sm.get(key) ? "'" + *sm.get(key) + "'" : std::string("nothing")) +
+               " at '" + key + "'; the reference holds '" + value + "'");
+    }
+  }
+  for (const auto& [client, applied] : first_applies_) {
+    const std::string& id = client.first;
+    if (sm.last_seq(id) != model.last_seq(id)) {
+      fail("exactly once survives a snapshot: the sessions are part of it (thesis §6.3)",
+           who(n) + " " + when + " has applied seq " + std::to_string(sm.last_seq(id)) + " of " + id +
+               "; the reference session is at seq " + std::to_string(model.last_seq(id)));
+    }
+  }
+}
+
+void Checker::after_snapshot_persist(const Node& n) {
+  const raft::Snapshot& snap = *n.disk.snapshot;
+  if (snap.meta.index >= committed_.size() || committed_[snap.meta.index].entry.term != snap.meta.term) {
+    fail("only committed state is snapshotted (thesis §5.1)",
+         who(n) + " saved a snapshot at " + std::to_string(snap.meta.index) + " term " +
+             std::to_string(snap.meta.term) + " with " + std::to_string(committed_.size() - 1) + " entries committed");
+  }
+}
+
+void Checker::on_snapshot(const Node& n, const raft::SnapshotMeta& meta, bool installed) {
+  Shadow& s = shadows_[n.index];
+  if (!installed) {
+    if (meta.index != s.applied) {
+      fail("a snapshot is taken at the applied index (thesis §5.1)",
+           who(n) + " snapshotted at " + std::to_string(meta.index) + " having applied " + std::to_string(s.applied));
+    }
+    auto [it, inserted] = models_at_.try_emplace(meta.index, s.model);
+    if (!inserted && !(it->second == s.model)) {
+      fail("state machine safety: every replica's state at an index is the same (§5.4.3)",
+           who(n) + "'s snapshot at " + std::to_string(meta.index) + " differs from another replica's");
+    }
+    return;
+  }
+  auto model = models_at_.find(meta.index);
+  if (model == models_at_.end() || meta.index >= committed_.size()) {
+    fail("a follower installs only a snapshot a leader took of committed state (thesis §5.3)",
+         who(n) + " installed a snapshot at " + std::to_string(meta.index) + " that no node took");
+  }
+  if (meta.index <= s.applied) {
+    fail("an installed snapshot never rolls the state machine back (thesis §5.3)",
+         who(n) + " installed a snapshot at " + std::to_string(meta.index) + " having applied " +
+             std::to_string(s.applied));
+  }
+  s.applied = meta.index;
+  s.applied_hash = committed_[meta.index].hash;
+  s.model = model->second;
+  check_state_machine(n, s.model, "after installing a snapshot");
 }
 
 }  // namespace sim

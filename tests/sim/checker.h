@@ -75,6 +75,11 @@ class Checker {
   // Node `node` sent `reply`, a final answer (ok or cas_failed) to the
   // write (client, reply.seq) that the client still waits for.
   void on_write_reply(int node, const std::string& client, const wire::ClientReply& reply);
+  // The node's disk now holds a new snapshot (before any compaction).
+  void after_snapshot_persist(const Node& n);
+  // The node took a snapshot of its state machine at meta.index, or
+  // (installed) loaded one received from the leader into it.
+  void on_snapshot(const Node& n, const raft::SnapshotMeta& meta, bool installed);
   // Index at which (client, seq) first took effect; nullopt if it has not.
   std::optional<raft::Index> first_applied_index(const std::string& client, std::uint64_t seq) const;
 
@@ -88,12 +93,16 @@ class Checker {
   std::vector<raft::InvariantMonitor> monitors_;
   struct Shadow {
     // Disk (survives crashes).
-    std::vector<std::uint64_t> disk_hash;  // [i]: prefix hash of disk entries 1..i
+    // [i]: prefix hash of disk entries 1..i; below the stored log's first
+    // index (compacted, so committed) the committed prefix's hash.
+    std::vector<std::uint64_t> disk_hash;
+    raft::Index disk_first = 1;  // the stored log's first index as of disk_hash
     raft::Index disk_committed_match = 0;  // disk holds committed entries 1..this
     raft::HardState disk_hard_state;
     // Volatile: one incarnation of the core.
     bool alive = false;
-    std::vector<std::uint64_t> mem_hash;   // [i]: prefix hash of core.log() 1..i
+    std::vector<std::uint64_t> mem_hash;   // [i]: prefix hash of core.log() 1..i (committed hashes up to its base)
+    raft::Index mem_base = 0;
     raft::Index mem_committed_match = 0;
     raft::Term term = 0;
     raft::NodeId vote;
@@ -172,6 +181,11 @@ class Checker {
   std::unordered_map<std::pair<std::string, std::uint64_t>, FirstApply, ClientSeqHash> first_applies_;  // by (client, seq)
   std::vector<Acked> acked_;
   raft::Index max_acked_index_ = 0;
+  // The reference state at every index some node snapshotted: what a node
+  // that installs or restarts from that snapshot must hold (thesis §5.1,
+  // §6.3: the dictionary and the sessions).
+  std::map<raft::Index, KvModel> models_at_;
+  void check_state_machine(const Node& n, const KvModel& model, const char* when) const;
 };
 
 }  // namespace sim

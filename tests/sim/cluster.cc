@@ -15,6 +15,7 @@ const char* to_string(CrashPoint point) {
     case CrashPoint::TornPersist: return "in a Ready, during the entry append (torn write)";
     case CrashPoint::AfterPersist: return "in a Ready, after persisting, before sending";
     case CrashPoint::AfterSend: return "in a Ready, after sending, before applying";
+    case CrashPoint::AfterSnapshot: return "after saving a snapshot, before compacting the log";
   }
   return "?";
 }
@@ -58,6 +59,8 @@ raft::Config Cluster::make_config(int i) const {
   c.election_ticks_max = options_.election_ticks_max;
   c.max_append_entries = options_.max_append_entries;
   c.max_inflight_appends = options_.max_inflight_appends;
+  c.max_snapshot_chunk_bytes = options_.max_snapshot_chunk_bytes;
+  c.max_inflight_snapshot_chunks = options_.max_inflight_snapshot_chunks;
   // A fresh, seed-derived stream per node and incarnation.
   c.rng_seed = derive_seed(options_.seed, 1000 + static_cast<std::uint64_t>(i) * 100003 + node(i).incarnation);
   return c;
@@ -70,8 +73,22 @@ void Cluster::boot(int i) {
   n.crash_at_ready = CrashPoint::None;
   n.reads.clear();
   Shell& shell = *shells_[i];
-  n.driver = std::make_unique<node::Driver>(make_config(i), raft::Recovered{n.disk.hard_state, n.disk.entries}, shell,
-                                            shell, quiet_, node::DriverOptions{}, &shell);
+  // The node's own recovery rule (raft.h): the log after the snapshot, and
+  // a stale suffix a crash left behind an installed snapshot is reset.
+  raft::Recovered recovered;
+  recovered.hard_state = n.disk.hard_state;
+  recovered.snapshot = n.disk.snapshot;
+  if (n.disk.snapshot) {
+    bool discarded = false;
+    recovered.entries = raft::entries_after_snapshot(n.disk.snapshot->meta, n.disk.entries, &discarded);
+    if (discarded) shell.reset_log(n.disk.snapshot->meta.index);
+  } else {
+    recovered.entries = n.disk.entries;
+  }
+  node::DriverOptions options;
+  options.snapshot_threshold_entries = options_.snapshot_threshold_entries;
+  options.snapshot_trailing_entries = options_.snapshot_trailing_entries;
+  n.driver = std::make_unique<node::Driver>(make_config(i), std::move(recovered), shell, shell, quiet_, options, &shell);
   ++clock_.step;
   checker_.on_boot(n);
   checker_.after_step(n);
@@ -87,7 +104,8 @@ void Cluster::restart(int i) {
   boot(i);
   trace_.event(EventKind::Restart, i, 0, 0, 0, 0,
                "from disk: term " + std::to_string(n.disk.hard_state.current_term) + ", " +
-                   std::to_string(n.disk.entries.size()) + " entries");
+                   std::to_string(n.disk.entries.size()) + " entries from " + std::to_string(n.disk.first_index) +
+                   ", snapshot " + std::to_string(n.disk.snapshot_index()));
 }
 
 void Cluster::crash(int i, std::int64_t down_ticks, CrashPoint where) {
@@ -155,6 +173,19 @@ void Cluster::flush_readies() {
 
 // The node's own loop (node::Driver::process_ready); a crash the shell
 // injects inside a Ready unwinds out of it, and the driver is thrown away.
+void Cluster::take_snapshot(int i) {
+  Node& n = node(i);
+  if (!n.runnable()) return;
+  shells_[n.index]->begin_turn();
+  try {
+    n.driver->take_snapshot();
+    ++clock_.step;
+    checker_.after_step(n);
+  } catch (const SimulatedCrash& crash) {
+    crash_now(n, n.crash_down_ticks, to_string(crash.point));
+  }
+}
+
 void Cluster::process_ready(Node& n) {
   shells_[n.index]->begin_turn();
   try {

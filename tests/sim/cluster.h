@@ -56,13 +56,23 @@ class Checker;
 class Clients;
 class Shell;
 
-// What survives a crash: the atomically replaced term/vote file and the log.
+// What survives a crash: the atomically replaced term/vote file, the
+// atomically replaced snapshot, and the log, which may start after index 1
+// once compacted: entries[k] has index first_index + k.
 struct Disk {
   raft::HardState hard_state;
-  std::vector<raft::Entry> entries;  // entries[i - 1] has index i
+  std::optional<raft::Snapshot> snapshot;
+  raft::Index first_index = 1;
+  std::vector<raft::Entry> entries;
+
+  raft::Index last_index() const { return first_index + entries.size() - 1; }
+  const raft::Entry& at(raft::Index i) const { return entries[i - first_index]; }
+  raft::Index snapshot_index() const { return snapshot ? snapshot->meta.index : 0; }
 };
 
-enum class CrashPoint : std::uint8_t { None, BeforePersist, TornPersist, AfterPersist, AfterSend };
+// AfterSnapshot: the node crashes right after a snapshot is durable, before
+// the log behind it is compacted or reset (thesis §5.1: recovery must cope).
+enum class CrashPoint : std::uint8_t { None, BeforePersist, TornPersist, AfterPersist, AfterSend, AfterSnapshot };
 const char* to_string(CrashPoint point);
 
 struct IssuedRead {
@@ -107,6 +117,12 @@ struct ClusterOptions {
   std::size_t max_append_entries = 512;
   int max_inflight_appends = 64;
   double ready_now = 1.0;  // probability a Ready is handled right after its input
+  // Snapshots (thesis ch. 5): the driver's triggers, and small chunks so a
+  // snapshot takes several datagrams.
+  std::uint64_t snapshot_threshold_entries = 0;
+  std::uint64_t snapshot_trailing_entries = 0;
+  std::size_t max_snapshot_chunk_bytes = 256;
+  std::size_t max_inflight_snapshot_chunks = 4;
 };
 
 class Cluster {
@@ -130,6 +146,8 @@ class Cluster {
   void pause(int i, std::int64_t until, bool hold_messages);
   void resume(int i);
   void set_ready_now(double p) { options_.ready_now = p; }
+  // The admin request: node i (runnable) snapshots its state machine now.
+  void take_snapshot(int i);
 
   // A client's request reaches node i (runnable), as a decoded datagram
   // reaches the node's driver.

@@ -55,6 +55,21 @@ class KvModel {
     return Outcome{false, r};
   }
 
+  // What a snapshot of a replica must restore (sim checker): the
+  // dictionary and each session's last seq and result.
+  const std::unordered_map<std::string, std::string>& data() const { return data_; }
+  std::uint64_t last_seq(const std::string& client) const {
+    auto it = sessions_.find(client);
+    return it == sessions_.end() ? 0 : it->second.last_seq;
+  }
+  std::optional<kv::Result> last_result(const std::string& client) const {
+    auto it = sessions_.find(client);
+    if (it == sessions_.end()) return std::nullopt;
+    return it->second.last_result;
+  }
+  std::size_t session_count() const { return sessions_.size(); }
+  bool operator==(const KvModel&) const = default;
+
   std::optional<std::string> get(const std::string& key) const {
     auto it = data_.find(key);
     if (it == data_.end()) return std::nullopt;
@@ -65,6 +80,7 @@ class KvModel {
   struct Session {
     std::uint64_t last_seq = 0;
     kv::Result last_result;
+    bool operator==(const Session&) const = default;
   };
   std::unordered_map<std::string, std::string> data_;
   std::unordered_map<std::string, Session> sessions_;

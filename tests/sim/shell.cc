@@ -46,10 +46,10 @@ void Shell::append(const std::vector<raft::Entry>& entries) {
   if (entries.empty()) return;
   Disk& d = node_.disk;
   const raft::Index from = entries.front().index;
-  if (from == 0 || from > d.entries.size() + 1) {
+  if (from < d.first_index || from > d.last_index() + 1) {
     shell_violation("Ready.entries continue the stored log",
-                    node_.id + " handed entries from index " + std::to_string(from) + " with " +
-                        std::to_string(d.entries.size()) + " entries stored");
+                    node_.id + " handed entries from index " + std::to_string(from) + " with entries " +
+                        std::to_string(d.first_index) + ".." + std::to_string(d.last_index()) + " stored");
   }
   for (std::size_t k = 0; k < entries.size(); ++k) {
     if (entries[k].index != from + k) {
@@ -60,23 +60,70 @@ void Shell::append(const std::vector<raft::Entry>& entries) {
   }
   // Entries rewritten identically are already durable and cannot tear.
   raft::Index differs = from;
-  while (differs - from < entries.size() && differs <= d.entries.size() &&
-         d.entries[differs - 1] == entries[differs - from]) {
+  while (differs - from < entries.size() && differs <= d.last_index() && d.at(differs) == entries[differs - from]) {
     ++differs;
   }
-  d.entries.resize(from - 1);
+  d.entries.resize(from - d.first_index);
   d.entries.insert(d.entries.end(), entries.begin(), entries.end());
   const bool torn = node_.crash_at_ready == CrashPoint::TornPersist;
-  if (torn && d.entries.size() > differs - 1) {
+  if (torn && d.last_index() > differs - 1) {
     // Only a prefix of the new records reached the platter.
-    d.entries.resize(static_cast<std::size_t>(
-        rng_.between(static_cast<std::int64_t>(differs - 1), static_cast<std::int64_t>(d.entries.size()) - 1)));
+    const auto keep_last = rng_.between(static_cast<std::int64_t>(differs - 1), static_cast<std::int64_t>(d.last_index()) - 1);
+    d.entries.resize(static_cast<std::size_t>(static_cast<raft::Index>(keep_last) + 1 - d.first_index));
   }
   const int vote = node_index(d.hard_state.voted_for, size_);
   trace_.event(EventKind::Persist, node_.index, d.hard_state.current_term, static_cast<std::uint64_t>(vote + 1),
-               from, d.entries.size(), torn ? "(torn)" : "");
+               from, d.last_index(), torn ? "(torn)" : "");
   checker_.after_persist(node_, false, from);
   if (torn) throw SimulatedCrash{CrashPoint::TornPersist};
+}
+
+// Snapshot files are replaced atomically (temp file, fsync, rename): a crash
+// leaves the old one or the new one.
+void Shell::save_snapshot(const raft::Snapshot& snapshot) {
+  Disk& d = node_.disk;
+  if (snapshot.meta.index <= d.snapshot_index()) {
+    shell_violation("a saved snapshot is newer than the stored one",
+                    node_.id + " saved a snapshot at " + std::to_string(snapshot.meta.index) + " over one at " +
+                        std::to_string(d.snapshot_index()));
+  }
+  d.snapshot = snapshot;
+  trace_.event(EventKind::Persist, node_.index, snapshot.meta.term, 0, snapshot.meta.index, snapshot.data->size(),
+               "(snapshot)");
+  checker_.after_snapshot_persist(node_);
+}
+
+void Shell::compact_log(raft::Index through) {
+  Disk& d = node_.disk;
+  maybe_crash(CrashPoint::AfterSnapshot);
+  if (through > d.snapshot_index()) {
+    shell_violation("the log is compacted only behind a stored snapshot",
+                    node_.id + " compacted through " + std::to_string(through) + " with a snapshot at " +
+                        std::to_string(d.snapshot_index()));
+  }
+  // As a segmented log does, drop whole segments: keep a random few entries.
+  raft::Index upto = std::min(through, d.last_index());
+  if (upto >= d.first_index) {
+    upto -= static_cast<raft::Index>(rng_.between(0, static_cast<std::int64_t>(std::min<raft::Index>(3, upto - d.first_index + 1))));
+  }
+  if (upto >= d.first_index) {
+    d.entries.erase(d.entries.begin(), d.entries.begin() + static_cast<std::ptrdiff_t>(upto + 1 - d.first_index));
+    d.first_index = upto + 1;
+  }
+  checker_.after_persist(node_, false, 0);
+}
+
+void Shell::reset_log(raft::Index after) {
+  Disk& d = node_.disk;
+  maybe_crash(CrashPoint::AfterSnapshot);
+  d.entries.clear();
+  d.first_index = after + 1;
+  trace_.event(EventKind::Persist, node_.index, 0, 0, after, 0, "(log reset)");
+  checker_.after_persist(node_, false, after + 1);
+}
+
+void Shell::on_snapshot_saved(const raft::SnapshotMeta& meta, bool installed) {
+  checker_.on_snapshot(node_, meta, installed);
 }
 
 // ------------------------------------------------------------- network ----

@@ -42,6 +42,9 @@ class Shell final : public node::Storage, public node::Transport, public node::O
   void save_hard_state(const raft::HardState& state) override;
   void append(const std::vector<raft::Entry>& entries) override;
   void sync() override {}
+  void save_snapshot(const raft::Snapshot& snapshot) override;
+  void compact_log(raft::Index through) override;
+  void reset_log(raft::Index after) override;
   // node::Transport.
   void send(const raft::Message& message) override;
   void reply(const net::Endpoint& to, const wire::ClientReply& reply) override;
@@ -53,6 +56,7 @@ class Shell final : public node::Storage, public node::Transport, public node::O
   void on_advanced() override;
   void on_proposed(raft::Index index, const std::string& data) override;
   void on_read_index(std::uint64_t ctx) override;
+  void on_snapshot_saved(const raft::SnapshotMeta& meta, bool installed) override;
 
  private:
   void maybe_crash(CrashPoint point) const;

@@ -51,20 +51,32 @@ struct RunParams {
   double ready_now = 1;       // share of Readies handled right after their input
   std::size_t max_append_entries = 512;
   int max_inflight = 64;
+  // Snapshots (thesis ch. 5): the driver's entry threshold (0: off), the
+  // entries kept behind a snapshot, chunking, and admin requests per tick.
+  std::uint64_t snapshot_threshold = 0;
+  std::uint64_t snapshot_trailing = 0;
+  std::size_t snapshot_chunk_bytes = 256;
+  std::size_t snapshot_inflight_chunks = 4;
+  double snapshot_rate = 0;
+
+  bool snapshots() const { return snapshot_threshold > 0 || snapshot_rate > 0; }
 
   std::string describe() const {
-    char buf[640];
+    char buf[800];
     std::snprintf(buf, sizeof buf,
                   "%d nodes, %lld safety ticks; loss %.0f%%, dup %.0f%%, delay 0..%d (+%d..%d at %.1f%%); "
                   "partitions %.2f%%/tick (<= %d ticks); crashes %.2f%%/tick (down <= %d, %.0f%% inside a Ready); "
                   "pauses %.2f%%/tick (<= %d ticks); clock skew <= %.0f%%; %d clients on %d keys, %.2f ops/tick each, "
                   "%.0f%% reads; "
-                  "Ready at once %.0f%%; append batch %zu, inflight %d",
+                  "Ready at once %.0f%%; append batch %zu, inflight %d; snapshot every %llu entries "
+                  "(keep %llu), admin %.2f%%/tick, chunks of %zu x %zu",
                   size, static_cast<long long>(safety_ticks), net.loss * 100, net.duplicate * 100, net.delay_max,
                   net.long_delay_min, net.long_delay_max, net.long_delay * 100, partition_rate * 100,
                   partition_ticks_max, crash_rate * 100, down_ticks_max, mid_ready_crash * 100, pause_rate * 100,
                   pause_ticks_max, clock_skew * 100, clients, keys, op_rate, read_share * 100, ready_now * 100, max_append_entries,
-                  max_inflight);
+                  max_inflight, static_cast<unsigned long long>(snapshot_threshold),
+                  static_cast<unsigned long long>(snapshot_trailing), snapshot_rate * 100, snapshot_chunk_bytes,
+                  snapshot_inflight_chunks);
     return buf;
   }
 };
@@ -104,6 +116,14 @@ RunParams make_params(const RunOptions& o) {
   p.max_append_entries = batches[r.below(4)];
   p.max_inflight = inflight[r.below(3)];
   if (p.max_append_entries * static_cast<std::size_t>(p.max_inflight) < 16) p.max_inflight = 16;
+  // Aggressive compaction: every few entries, so lagging and restarted
+  // nodes catch up by install_snapshot under every fault.
+  p.snapshot_threshold = r.chance(0.2) ? 0 : static_cast<std::uint64_t>(r.between(2, 40));
+  p.snapshot_trailing = r.chance(0.5) ? 0 : static_cast<std::uint64_t>(r.between(1, 10));
+  static const std::size_t chunks[3] = {16, 128, 1024};
+  p.snapshot_chunk_bytes = chunks[r.below(3)];
+  p.snapshot_inflight_chunks = static_cast<std::size_t>(r.between(1, 4));
+  p.snapshot_rate = r.chance(0.5) ? 0 : r.uniform(0.002, 0.03);
   return p;
 }
 
@@ -132,6 +152,10 @@ class Simulation {
     c.max_append_entries = params_.max_append_entries;
     c.max_inflight_appends = params_.max_inflight;
     c.ready_now = params_.ready_now;
+    c.snapshot_threshold_entries = params_.snapshot_threshold;
+    c.snapshot_trailing_entries = params_.snapshot_trailing;
+    c.max_snapshot_chunk_bytes = params_.snapshot_chunk_bytes;
+    c.max_inflight_snapshot_chunks = params_.snapshot_inflight_chunks;
     return c;
   }
 
@@ -190,9 +214,18 @@ void Simulation::inject_faults() {
       }
       std::int64_t down = faults_.between(1, params_.down_ticks_max);
       CrashPoint where = CrashPoint::None;
-      if (faults_.chance(params_.mid_ready_crash)) where = static_cast<CrashPoint>(1 + faults_.below(4));
+      if (faults_.chance(params_.mid_ready_crash)) {
+        // AfterSnapshot waits for the victim's next snapshot: only where there are any.
+        where = static_cast<CrashPoint>(1 + faults_.below(params_.snapshots() ? 5 : 4));
+      }
       cluster_.crash(victim, down, where);
     }
+  }
+
+  // The admin's `./client snapshot`: a node snapshots now, whatever its thresholds.
+  if (params_.snapshot_rate > 0 && faults_.chance(params_.snapshot_rate)) {
+    const int i = static_cast<int>(faults_.below(static_cast<std::uint64_t>(n)));
+    cluster_.take_snapshot(i);
   }
 
   // Pauses: a frozen process that comes back with stale state.
@@ -254,7 +287,7 @@ std::string Simulation::status() const {
           << n.applied() << ", last (i" << c.log().last_index() << ",t" << c.log().last_term() << ")";
       if (n.paused) out << ", paused until tick " << n.paused_until;
     }
-    out << "; disk term " << n.disk.hard_state.current_term << ", " << n.disk.entries.size() << " entries\n";
+    out << "; disk term " << n.disk.hard_state.current_term << ", entries " << n.disk.first_index << ".." << n.disk.last_index() << ", snapshot " << n.disk.snapshot_index() << "\n";
   }
   out << "    network: " << network_.in_flight() << " in flight"
       << (network_.partitioned() ? ", partition " + network_.partition_description() : std::string()) << "\n";
