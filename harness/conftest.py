@@ -8,6 +8,8 @@ Options (see `pytest harness --help`, section "raftkv"):
   --seed N           seed of every random choice the tests make (default: random, shown in the header)
   --nodes N          cluster size for the tests that use a default size
   --keep-logs        keep each test's directory (configs, data, logs)
+  --snapshots        the node compacts its log (PROTOCOL.md v1.1 "Snapshots"): run
+                     test_snapshot.py against it (always run for the reference node)
 
 A test gets `make_cluster` and calls it in its body, so that a node that
 never elects a leader makes the test FAIL with a readable reason (not error
@@ -51,6 +53,7 @@ class Settings:
     nodes: Optional[int]
     keep_logs: bool
     rerun_options: str
+    snapshots: bool = False  # --snapshots: the node claims log compaction (test_snapshot.py)
 
 
 def pytest_addoption(parser):
@@ -67,6 +70,9 @@ def pytest_addoption(parser):
                 help="cluster size for tests that use a default size (3 or 5)")
     g.addoption("--keep-logs", action="store_true", default=False,
                 help="keep every test's temporary directory (configs, data_dirs, logs)")
+    g.addoption("--snapshots", action="store_true", default=False,
+                help="the node compacts its log (PROTOCOL.md v1.1 'Snapshots'): run the snapshot lab, "
+                     "harness/test_snapshot.py (always run for the reference node)")
 
 
 def _reference_check(node_bin: str) -> tuple[bool, str]:
@@ -113,8 +119,10 @@ def pytest_configure(config):
         rerun.append(f"--proxy-bin {shlex.quote(opt.proxy_bin)}")
     if opt.nodes:
         rerun.append(f"--nodes {opt.nodes}")
+    if opt.snapshots:
+        rerun.append("--snapshots")
     config._raftkv = Settings(argv, description, is_ref, why, proxy_bin, seed, opt.nodes, opt.keep_logs,
-                              " ".join(rerun))
+                              " ".join(rerun), snapshots=opt.snapshots)
     # A SIGTERM to pytest becomes ^C: fixtures tear down and the clusters are killed.
     if threading.current_thread() is threading.main_thread():
         def on_term(signum, frame):
@@ -162,19 +170,20 @@ def rng(request, settings) -> random.Random:
 
 @pytest.fixture
 def make_cluster(request, settings, rng, timing):
-    """make_cluster(size=None, *, default=3, minimum=1, proxy=True, start=True) -> Cluster
+    """make_cluster(size=None, *, default=3, minimum=1, proxy=True, start=True, params=None) -> Cluster
 
     size:    a fixed size (ignores --nodes), e.g. for tests parametrized by size;
     default: the size when --nodes is not given; minimum: floor for --nodes;
     proxy:   route traffic through the fault proxy (needed for network faults);
-    start:   start it and wait for the first leader (a failure fails the test).
+    start:   start it and wait for the first leader (a failure fails the test);
+    params:  more server config `params`, e.g. {"snapshot_threshold_entries": 20}.
     Everything is torn down after the test, whatever happens.
     """
     clusters: list[Cluster] = []
     request.node._raftkv_clusters = clusters
 
     def make(size: Optional[int] = None, *, default: int = 3, minimum: int = 1, proxy: bool = True,
-             start: bool = True) -> Cluster:
+             start: bool = True, params: Optional[dict] = None) -> Cluster:
         __tracebackhide__ = True
         n = size if size is not None else max(minimum, settings.nodes or default)
         if len(settings.node_argv) == 1 and not os.access(settings.node_argv[0], os.X_OK):
@@ -186,7 +195,7 @@ def make_cluster(request, settings, rng, timing):
         c = Cluster(n, settings.node_argv, proxy_bin=settings.proxy_bin if proxy else None,
                     rng=random.Random(rng.random()), timing=timing, keep_files=settings.keep_logs,
                     name=f"cluster {len(clusters) + 1}" if clusters else "cluster",
-                    peer_auth=settings.is_reference)
+                    peer_auth=settings.is_reference, params=params)
         clusters.append(c)
         if start:
             c.start()

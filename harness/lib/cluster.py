@@ -103,7 +103,8 @@ def _teardown_leftovers() -> None:
 class Cluster:
     def __init__(self, size: int, node_argv: Sequence[str], *, proxy_bin: Optional[str] = None,
                  rng: Optional[random.Random] = None, timing: Timing = Timing(),
-                 keep_files: bool = False, name: str = "cluster", peer_auth: bool = True):
+                 keep_files: bool = False, name: str = "cluster", peer_auth: bool = True,
+                 params: Optional[dict] = None):
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.size = size
@@ -118,6 +119,10 @@ class Cluster:
         # authentication"): its configs name a cluster id and key file. Other
         # nodes get PROTOCOL.md's configs exactly, without these fields.
         self.peer_auth = peer_auth
+        # More server config `params` (PROTOCOL.md "Configs"), e.g.
+        # {"snapshot_threshold_entries": 20}: added to the timing parameters,
+        # and override them on a clash. A node ignores those it does not know.
+        self.extra_params = dict(params or {})
         self.t0 = time.monotonic()
         self.dir = tempfile.mkdtemp(prefix="raftkv-")
         self.timeline: list[tuple[float, str]] = []
@@ -161,7 +166,7 @@ class Cluster:
             self.control = None
         addr = lambda a: f"{a[0]}:{a[1]}"
         params = {"heartbeat_interval_ms": self.timing.heartbeat_ms,
-                  "election_timeout_ms": list(self.timing.election_ms)}
+                  "election_timeout_ms": list(self.timing.election_ms), **self.extra_params}
         auth = {}
         if self.peer_auth:
             auth = {"cluster_id": "h" + os.urandom(8).hex(), "cluster_key_file": self.path("configs", "cluster.key"),
