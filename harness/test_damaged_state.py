@@ -12,6 +12,7 @@ are marked `reference`.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -62,10 +63,27 @@ def test_deleted_meta_is_refused(make_cluster):
     _still_serving(cluster, client)
 
 
+# The log is a directory of segment files, data_dir/log/<first index, 20
+# digits>.seg, each a 32-byte header ("RKVLOG03") then records in space
+# preallocated in whole chunks (src/storage/segment.h).
+SEGMENT_HEADER_BYTES = 32
+
+
+def _last_segment_with_records(log_dir: str) -> str:
+    segments = sorted(n for n in os.listdir(log_dir) if n.endswith(".seg"))
+    assert segments, f"no segment files in {log_dir}"
+    for name in reversed(segments):
+        path = os.path.join(log_dir, name)
+        with open(path, "rb") as f:
+            if f.read().rstrip(b"\0")[SEGMENT_HEADER_BYTES:]:
+                return path
+    raise AssertionError(f"no segment in {log_dir} holds a record")
+
+
 def test_deleted_log_is_refused(make_cluster):
     cluster, client, victim = _damaged(make_cluster)
     path = cluster.path("data", victim, "log")
-    os.remove(path)
+    shutil.rmtree(path)
     _refuses(cluster, victim, path)
     assert not os.path.exists(path), "the refusing node re-created an empty log"
     _still_serving(cluster, client)
@@ -73,13 +91,13 @@ def test_deleted_log_is_refused(make_cluster):
 
 def test_log_cut_inside_a_record_is_refused_not_taken_for_a_torn_write(make_cluster):
     cluster, client, victim = _damaged(make_cluster)
-    path = cluster.path("data", victim, "log")
+    path = _last_segment_with_records(cluster.path("data", victim, "log"))
     with open(path, "rb") as f:
         data = f.read()
     # The records end where the zeros of the preallocated space begin; cut
     # inside the middle record, as `truncate` would.
     end = len(data.rstrip(b"\0"))
-    cut = 24 + (end - 24) // 2 + 3
+    cut = SEGMENT_HEADER_BYTES + (end - SEGMENT_HEADER_BYTES) // 2 + 3
     with open(path, "r+b") as f:
         f.truncate(cut)
     tail = _refuses(cluster, victim, path)

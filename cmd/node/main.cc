@@ -6,7 +6,7 @@
 
 #include "config/config.h"
 #include "node/server.h"
-#include "storage/log_store.h"
+#include "storage/errors.h"
 
 namespace {
 

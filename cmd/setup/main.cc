@@ -48,6 +48,9 @@ const char* const kUsage =
     "  --election-timeout-ms MIN,MAX  randomized election timeout range (default 150,300)\n"
     "  --request-timeout-ms MS        client's wait before retrying (default 500)\n"
     "  --deadline-ms MS               client's overall deadline per command (default 10000)\n"
+    "  --snapshot-entries N           snapshot once N entries were applied since the last (default 10000)\n"
+    "  --snapshot-bytes B             ... or B bytes of entry data, 0 = off (default 16777216)\n"
+    "  --snapshot-trailing N          entries kept behind a snapshot for lagging followers (default 1000)\n"
     "  --force                        overwrite existing configs and cluster.key, delete stale configs\n"
     "  --help                         show this help\n";
 
@@ -71,6 +74,9 @@ struct Options {
   int election_max_ms = 300;
   int request_timeout_ms = 500;
   int deadline_ms = 10000;
+  int snapshot_entries = 10000;
+  int snapshot_bytes = 16 << 20;
+  int snapshot_trailing = 1000;
   bool force = false;
   bool help = false;
 };
@@ -151,6 +157,12 @@ Options parse_args(int argc, char** argv) {
       options.request_timeout_ms = parse_int(value(), "--request-timeout-ms", 1, INT_MAX);
     } else if (name == "--deadline-ms") {
       options.deadline_ms = parse_int(value(), "--deadline-ms", 1, INT_MAX);
+    } else if (name == "--snapshot-entries") {
+      options.snapshot_entries = parse_int(value(), "--snapshot-entries", 1, INT_MAX);
+    } else if (name == "--snapshot-bytes") {
+      options.snapshot_bytes = parse_int(value(), "--snapshot-bytes", 0, INT_MAX);
+    } else if (name == "--snapshot-trailing") {
+      options.snapshot_trailing = parse_int(value(), "--snapshot-trailing", 0, INT_MAX);
     } else {
       throw UsageError("unknown option " + name);
     }
@@ -300,6 +312,9 @@ void run(const Options& options) {
     server.params.heartbeat_interval_ms = options.heartbeat_ms;
     server.params.election_timeout_min_ms = options.election_min_ms;
     server.params.election_timeout_max_ms = options.election_max_ms;
+    server.params.snapshot_threshold_entries = static_cast<std::uint64_t>(options.snapshot_entries);
+    server.params.snapshot_threshold_bytes = static_cast<std::uint64_t>(options.snapshot_bytes);
+    server.params.snapshot_trailing_entries = static_cast<std::uint64_t>(options.snapshot_trailing);
     server.cluster_id = cluster_id;
     server.cluster_key_file = key_path.string();
 

@@ -102,6 +102,16 @@ int as_positive_int(const json& v, const std::string& name) {
   return out;
 }
 
+// An integer in [min, max], for the snapshot parameters (counts and bytes
+// beyond int's range).
+std::uint64_t as_count(const json& v, const std::string& name, std::uint64_t min, std::uint64_t max) {
+  if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0) ||
+      v.get<std::uint64_t>() < min || v.get<std::uint64_t>() > max) {
+    fail(name, "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + v.dump());
+  }
+  return v.get<std::uint64_t>();
+}
+
 Address as_address(const json& v, const std::string& name) {
   if (!v.is_string()) fail(name, "expected a \"host:port\" string, got " + describe(v));
   try {
@@ -188,6 +198,18 @@ ServerConfig parse_server(const json& doc) {
       }
       c.params.election_timeout_min_ms = lo;
       c.params.election_timeout_max_ms = hi;
+    }
+    // 2^53 - 1: the JSON-exact range; 0 turns a threshold off, except that
+    // at least one must stay on, or the log grows without bound.
+    constexpr std::uint64_t kMaxParam = (std::uint64_t{1} << 53) - 1;
+    if (const json* v = find(*params, "snapshot_threshold_entries"); v != nullptr) {
+      c.params.snapshot_threshold_entries = as_count(*v, "params.snapshot_threshold_entries", 1, kMaxParam);
+    }
+    if (const json* v = find(*params, "snapshot_threshold_bytes"); v != nullptr) {
+      c.params.snapshot_threshold_bytes = as_count(*v, "params.snapshot_threshold_bytes", 0, kMaxParam);
+    }
+    if (const json* v = find(*params, "snapshot_trailing_entries"); v != nullptr) {
+      c.params.snapshot_trailing_entries = as_count(*v, "params.snapshot_trailing_entries", 0, kMaxParam);
     }
   }
   // Checked after defaults are filled in: a heartbeat no faster than the
@@ -361,6 +383,9 @@ std::string to_json(const ServerConfig& config) {
       {"heartbeat_interval_ms", config.params.heartbeat_interval_ms},
       {"election_timeout_ms",
        {config.params.election_timeout_min_ms, config.params.election_timeout_max_ms}},
+      {"snapshot_threshold_entries", config.params.snapshot_threshold_entries},
+      {"snapshot_threshold_bytes", config.params.snapshot_threshold_bytes},
+      {"snapshot_trailing_entries", config.params.snapshot_trailing_entries},
   };
   return pretty(doc);
 }

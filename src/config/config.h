@@ -30,6 +30,14 @@ struct ServerParams {
   int heartbeat_interval_ms = 50;
   int election_timeout_min_ms = 150;
   int election_timeout_max_ms = 300;
+  // Snapshots (docs/PROTOCOL.md, "Snapshots and the snapshot lab"): take one
+  // once this many entries, or this many bytes of entry data, have been
+  // applied since the last; keep this many entries behind it so a follower
+  // that lags a little catches up without a whole snapshot (at most half
+  // the entry threshold, so a small threshold still bounds the log).
+  std::uint64_t snapshot_threshold_entries = 10000;
+  std::uint64_t snapshot_threshold_bytes = std::uint64_t{16} << 20;  // 16 MiB
+  std::uint64_t snapshot_trailing_entries = 1000;
 };
 
 struct ServerConfig {

@@ -11,18 +11,6 @@
 
 namespace node {
 
-namespace {
-
-
-raft::Recovered recover(storage::LogStore& log_store, const storage::MetaStore& meta_store) {
-  raft::Recovered recovered;
-  // A missing meta next to a non-empty log is refused: it held our vote.
-  recovered.hard_state = meta_store.load(log_store.last_index());
-  recovered.entries = log_store.take_recovered();
-  return recovered;
-}
-
-}  // namespace
 
 TickPlan plan_ticks(const config::ServerParams& params) {
   // A tick of at most 10 ms and at most half a heartbeat keeps timers precise
@@ -43,6 +31,7 @@ Server::Server(config::ServerConfig config, Options options)
       socket_(net::resolve(config_.listen)),
       gate_(config_, log_),
       data_dir_state_(storage::prepare_data_dir(config_.data_dir, config_.cluster_id, config_.id)),
+      snapshot_store_(config_.data_dir),
       log_store_(config_.data_dir),
       meta_store_(config_.data_dir) {
   raft::Config rc;
@@ -54,27 +43,24 @@ Server::Server(config::ServerConfig config, Options options)
   std::random_device entropy;
   rc.rng_seed = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
 
-  raft::Recovered recovered = recover(log_store_, meta_store_);
+  storage::RecoveredState state = storage::recover_data_dir(snapshot_store_, log_store_, meta_store_);
+  raft::Recovered recovered = std::move(state.recovered);
+  const storage::RecoveryReport& report = state.report;
   if (data_dir_state_.identity_created) {
     log_.info("new data directory " + config_.data_dir + " for node " + config_.id + " of cluster " +
               config_.cluster_id);
   }
-  if (log_store_.truncated_tail_records() > 0) {
-    // Only a partial record at the very end is cut: it was never fsynced,
-    // so it was never acknowledged.
-    log_.warn("recovery: cut a torn last record (index " + std::to_string(log_store_.truncated_tail_index()) + ", " +
-              std::to_string(log_store_.truncated_tail_bytes()) + " bytes at offset " +
-              std::to_string(log_store_.truncated_tail_offset()) + ") off " + config_.data_dir + "/log");
-  }
-  if (log_store_.resumed_cut_bytes() > 0) {
-    log_.info("recovery: finished removing a conflicting log suffix (" +
-              std::to_string(log_store_.resumed_cut_bytes()) + " bytes) that a crash interrupted");
-  }
+  log_recovery(report, recovered);
   DriverOptions driver_options;
   driver_options.data_dir = config_.data_dir;
   // Decided once, by prepare_data_dir, against the same threshold that
   // released the reserve.
   driver_options.disk_full = data_dir_state_.disk_nearly_full;
+  driver_options.snapshot_threshold_entries = config_.params.snapshot_threshold_entries;
+  driver_options.snapshot_threshold_bytes = config_.params.snapshot_threshold_bytes;
+  // At most half the entry threshold: a small threshold still bounds the log.
+  driver_options.snapshot_trailing_entries =
+      std::min(config_.params.snapshot_trailing_entries, config_.params.snapshot_threshold_entries / 2);
   if (driver_options.disk_full) {
     log_.warn("disk nearly full under " + config_.data_dir + " (" + std::to_string(storage::free_bytes(config_.data_dir)) +
               " bytes free" +
@@ -83,9 +69,6 @@ Server::Server(config::ServerConfig config, Options options)
                    : std::string()) +
               "): serving as a follower and reads only; writes are answered busy. Free space and restart.");
   }
-  log_.info("recovered term " + std::to_string(recovered.hard_state.current_term) + ", vote " +
-            (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " +
-            std::to_string(recovered.entries.size()) + " log entries from " + config_.data_dir);
   // The bases are private (nobody else may call them); the conversions
   // are made here, where they are accessible.
   Storage& storage = *this;
@@ -205,6 +188,44 @@ void Server::handle_peer_message(const raft::Message& m, bool authentic, const n
     log_.debug("core dropped " + std::string(raft::to_string(m.type)) + " from " + m.from +
                " (breaks a rule it can check; see status peer_drops)");
   }
+}
+
+void Server::log_recovery(const storage::RecoveryReport& report, const raft::Recovered& recovered) const {
+  const auto n = [](std::uint64_t v) { return std::to_string(v); };
+  const storage::LogRecovery& lr = report.log;
+  if (lr.torn.records > 0) {
+    // Only a partial record at the very end is cut: it was never fsynced,
+    // so it was never acknowledged.
+    log_.warn("recovery: cut a torn last record (index " + n(lr.torn.index) + ", " + n(lr.torn.bytes) +
+              " bytes at offset " + n(lr.torn.offset) + ") off " + lr.torn.path);
+  }
+  if (lr.resumed_cut_bytes > 0) {
+    log_.info("recovery: finished removing a conflicting log suffix (" + n(lr.resumed_cut_bytes) +
+              " bytes) that a crash interrupted");
+  }
+  if (lr.resumed_reset_after) {
+    log_.info("recovery: finished a log reset (after index " + n(*lr.resumed_reset_after) + ") that a crash interrupted");
+  }
+  for (const std::string& path : lr.removed_temp_files) log_.info("recovery: removed " + path + ", left by a crash");
+  if (report.removed_snapshot_temp) {
+    log_.info("recovery: removed an unfinished snapshot.tmp (" + n(report.removed_snapshot_temp_bytes) +
+              " bytes) left by a crash");
+  }
+  if (lr.replaced_empty_old_file) log_.info("recovery: replaced an empty log file of an older version");
+  if (report.log_reset) {
+    log_.warn("recovery: the log did not continue the snapshot at index " +
+              n(recovered.snapshot ? recovered.snapshot->meta.index : 0) + "; reset, " + n(report.entries_discarded) +
+              " stale entries discarded");
+  }
+  std::string snapshot = "no snapshot";
+  if (recovered.snapshot) {
+    snapshot = "snapshot at index " + n(recovered.snapshot->meta.index) + " (term " +
+               n(recovered.snapshot->meta.term) + ", " + n(report.snapshot_bytes) + " bytes)";
+  }
+  log_.info("recovered term " + n(recovered.hard_state.current_term) + ", vote " +
+            (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " + snapshot +
+            ", " + n(recovered.entries.size()) + " log entries after it (stored log " + n(report.log_first_index) +
+            ".." + n(report.log_last_index) + ") from " + config_.data_dir);
 }
 
 void Server::handle_status(const wire::StatusRequest& request, const net::Endpoint& from) {

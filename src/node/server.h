@@ -16,7 +16,10 @@
 #include "node/peer_gate.h"
 #include "raft/raft.h"
 #include "storage/identity.h"
-#include "storage/log_store.h"
+#include "storage/meta_store.h"
+#include "storage/recovery.h"
+#include "storage/segmented_log.h"
+#include "storage/snapshot_store.h"
 #include "wire/messages.h"
 
 namespace node {
@@ -57,11 +60,15 @@ class Server : private Storage, private Transport, private Observer {
   void reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
                    const std::string& error, const std::string& message);
   void log_message(const char* direction, const raft::Message& m) const;
+  void log_recovery(const storage::RecoveryReport& report, const raft::Recovered& recovered) const;
 
-  // Storage: the log file and the term/vote file.
+  // Storage: the segmented log, the term/vote file and the snapshot file.
   void save_hard_state(const raft::HardState& state) override { meta_store_.save(state); }
   void append(const std::vector<raft::Entry>& entries) override { log_store_.append(entries); }
   void sync() override { log_store_.sync(); }
+  void save_snapshot(const raft::Snapshot& snapshot) override { snapshot_store_.save(snapshot); }
+  void compact_log(raft::Index through) override { log_store_.compact(through); }
+  void reset_log(raft::Index after) override { log_store_.reset(after); }
   // Transport: sealed peer datagrams and client replies, from one socket.
   void send(const raft::Message& message) override;
   void reply(const net::Endpoint& to, const wire::ClientReply& reply) override;
@@ -77,7 +84,8 @@ class Server : private Storage, private Transport, private Observer {
   // Before the stores open it: the identity check refuses another node's
   // or a damaged data_dir without touching it (storage/identity.h).
   storage::DataDirState data_dir_state_;
-  storage::LogStore log_store_;
+  storage::SnapshotStore snapshot_store_;
+  storage::SegmentedLog log_store_;
   storage::MetaStore meta_store_;
   std::unique_ptr<Driver> driver_;
 

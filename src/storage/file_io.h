@@ -1,6 +1,8 @@
-// Small pieces shared by the log, the meta file, the identity and the space
-// reserve: an owning file descriptor, little-endian integers, whole-file and
-// atomic writes, and errors that name the file (and say when the disk is full).
+// Small pieces shared by the log, the snapshot, the meta file, the identity
+// and the space reserve: an owning file descriptor, little-endian integers,
+// whole-file and atomic writes (also streamed), directory listing and
+// durable deletion, and errors that name the file (and say when the disk is
+// full).
 #pragma once
 
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "storage/errors.h"
 
@@ -56,6 +59,48 @@ void fsync_directory(const std::string& dir);
 // Replaces dir/name with bytes so that a crash leaves either the old or the
 // new file, never a mix: write dir/name.tmp, fsync, rename, fsync dir.
 void write_file_atomically(const std::string& dir, const std::string& name, std::string_view bytes);
+
+// write_file_atomically for contents too large to assemble in memory first
+// (a snapshot): dir/name.tmp is created (a leftover of a crash is
+// truncated), appended to piece by piece, and only commit() makes it
+// dir/name. Destroyed without commit() (an error, an exception), it deletes
+// the temporary file, so nothing half-written outlives the attempt.
+class AtomicFileWriter {
+ public:
+  AtomicFileWriter(const std::string& dir, const std::string& name);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  // Appends with write(), not pwrite(): the temporary file need not be
+  // seekable (a test points it at /dev/full to get a real ENOSPC).
+  void append(std::string_view bytes);
+  std::uint64_t bytes_written() const { return written_bytes_; }
+  const std::string& temp_path() const { return tmp_path_; }
+  // fsync, close, rename over dir/name, fsync dir: durable on return.
+  void commit();
+
+ private:
+  std::string dir_;
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  std::uint64_t written_bytes_ = 0;
+  bool committed_ = false;
+};
+
+// The names in dir (not "." or ".."), sorted; throws StorageError naming dir.
+std::vector<std::string> list_directory(const std::string& dir);
+bool is_directory(const std::string& path);
+// unlink(path); false if it did not exist. Not durable until the directory
+// is fsynced.
+bool remove_file(const std::string& path);
+// Removes path and everything under it (for leftovers this program made);
+// false if it did not exist.
+bool remove_tree(const std::string& path);
+void rename_file(const std::string& from, const std::string& to);
+// Size of the file at path, or nullopt when it does not exist.
+std::optional<std::uint64_t> file_size(const std::string& path);
 void create_directories(const std::string& dir);
 std::string join(const std::string& dir, const std::string& name);
 bool all_zero(std::string_view bytes);

@@ -6,7 +6,8 @@
 #include "storage/crc32c.h"
 #include "storage/disk_space.h"
 #include "storage/file_io.h"
-#include "storage/log_store.h"
+#include "storage/segmented_log.h"
+#include "storage/snapshot_store.h"
 
 namespace storage {
 namespace {
@@ -84,13 +85,18 @@ bool check_identity(const std::string& dir, const std::string& cluster_id, const
     }
     // The log may only be absent if nothing was ever acknowledged. Every
     // ack is sent after a term was saved (a follower adopts the leader's
-    // term first), so a meta file next to a missing log means the log was
+    // term first), and a snapshot is only saved next to an existing log, so
+    // a meta or snapshot file next to a missing log means the log was
     // deleted; starting empty would forget entries a majority counted on.
-    const std::string log_path = join(dir, "log");
-    if (!file_exists(log_path) && file_exists(join(dir, "meta"))) {
-      throw StorageError(log_path + " is missing but " + join(dir, "meta") +
-                         " exists: the log was deleted, and starting with an empty one would lose acknowledged "
-                         "entries; refusing to start");
+    const std::string log_path = SegmentedLog::directory_of(dir);
+    if (!file_exists(log_path)) {
+      for (const std::string& name : {std::string("meta"), std::string("snapshot")}) {
+        if (file_exists(join(dir, name))) {
+          throw StorageError(log_path + " is missing but " + join(dir, name) +
+                             " exists: the log was deleted, and starting with an empty one would lose "
+                             "acknowledged entries; refusing to start");
+        }
+      }
     }
     return false;
   }
@@ -100,11 +106,14 @@ bool check_identity(const std::string& dir, const std::string& cluster_id, const
       ": this data directory was not made by this node (or by an older version); refusing to start";
   const std::string meta_path = join(dir, "meta");
   if (file_exists(meta_path)) throw StorageError(path + " is missing but " + meta_path + " exists" + stranger);
-  const LogSummary log = LogStore::inspect(dir);
+  if (SnapshotStore::exists(dir)) {
+    throw StorageError(path + " is missing but " + join(dir, "snapshot") + " exists" + stranger);
+  }
+  const LogSummary log = SegmentedLog::inspect(dir);
   if (log.holds_data) {
     const std::string what = log.records > 0 ? "holds " + std::to_string(log.records) + " entries"
                                              : "holds " + std::to_string(log.file_bytes) + " bytes of data";
-    throw StorageError(path + " is missing but " + join(dir, "log") + " " + what + stranger);
+    throw StorageError(path + " is missing but " + SegmentedLog::directory_of(dir) + " " + what + stranger);
   }
   create_directories(dir);
   write_file_atomically(dir, "identity", encode_identity(cluster_id, node_id));

@@ -5,6 +5,13 @@
 // a node pointed at another node's (or another cluster's) directory, or at a
 // directory whose identity was lost, refuses to start instead of serving a
 // stranger's state.
+//
+// A data directory, once a node has run in it:
+//   identity   this file
+//   meta       term and vote (meta_store.h)
+//   log/       the log's segment files (segmented_log.h)
+//   snapshot   the latest snapshot, if one was taken or received (snapshot_store.h)
+//   reserve    free space kept for a restart on a full disk (disk_space.h)
 #pragma once
 
 #include <cstdint>
@@ -31,15 +38,16 @@ struct DataDirOptions {
 
 // Checks dir/"identity" against (cluster_id, node_id), both 1..64 bytes
 // (std::invalid_argument otherwise). Creates it when the directory holds no
-// identity, no meta and no log data (a missing, empty or all-zero log).
-// Throws StorageError naming the file when the identity is missing but a log
-// with data or a meta file exists, is corrupt, or names another cluster or
-// node. Reads the log and meta without modifying them. Returns true when it
-// created the identity.
+// identity, no meta, no snapshot and no log data (a missing log, or one
+// without records). Throws StorageError naming the file when the identity is
+// missing but a log with data, a meta or a snapshot file exists, is corrupt,
+// or names another cluster or node; and when the identity is there but the
+// log is missing next to a meta or snapshot file. Reads the log, meta and
+// snapshot without modifying them. Returns true when it created the identity.
 bool check_identity(const std::string& dir, const std::string& cluster_id, const std::string& node_id);
 
-// What the node calls first at startup, before constructing LogStore and
-// MetaStore: check_identity, then, if the disk is nearly full, release the
+// What the node calls first at startup, before constructing SnapshotStore,
+// SegmentedLog and MetaStore: check_identity, then, if the disk is nearly full, release the
 // space reserve (so the meta file and a few log chunks can still be
 // written), else make sure the reserve exists.
 DataDirState prepare_data_dir(const std::string& dir, const std::string& cluster_id, const std::string& node_id,

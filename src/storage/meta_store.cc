@@ -1,5 +1,5 @@
-// meta file = [term u64 LE][voted_for length u32 LE][voted_for bytes][crc32c u32 LE]
-// The checksum covers every byte before it.
+#include "storage/meta_store.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +12,6 @@
 
 #include "storage/crc32c.h"
 #include "storage/file_io.h"
-#include "storage/log_store.h"
 
 namespace storage {
 namespace {
@@ -71,6 +70,10 @@ void MetaStore::save(const raft::HardState& state) {
   append_u32(bytes, crc32c(bytes.data(), bytes.size()));
   write_file_atomically(dir_, "meta", bytes);
 }
+
+bool MetaStore::exists() const { return file_exists(meta_path(dir_)); }
+
+std::string MetaStore::path() const { return meta_path(dir_); }
 
 raft::HardState MetaStore::load(std::uint64_t log_entries) const {
   check_meta_present(dir_, log_entries);

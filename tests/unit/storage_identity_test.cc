@@ -17,7 +17,7 @@
 #include "storage/disk_space.h"
 #include "storage/file_io.h"
 #include "storage/identity.h"
-#include "storage/log_store.h"
+#include "storage/segmented_log.h"
 #include "storage_testing.h"
 
 namespace {
@@ -95,7 +95,7 @@ TEST_F(StorageTest, MetaMissingWithEntriesInTheLogIsRefused) {
   EXPECT_EQ(meta.load(0), raft::HardState{});  // fresh node: term 0
   EXPECT_NO_THROW(storage::check_meta_present(dir, 0));
   const std::string message = error_of([&] { (void)meta.load(1000); });
-  EXPECT_EQ(message, meta_path + " is missing but " + log_path +
+  EXPECT_EQ(message, meta_path + " is missing but " + log_dir +
                          " holds 1000 entries: the term and vote are lost, so this node could vote twice in a "
                          "term; refusing to start");
   EXPECT_TRUE(contains(error_of([&] { storage::check_meta_present(dir, 1); }), meta_path));
@@ -141,19 +141,27 @@ TEST_F(StorageTest, IdentityOfAnotherNodeOrClusterIsRefused) {
   EXPECT_THROW(storage::check_identity(dir, "c1", std::string(65, 'n')), std::invalid_argument);
 }
 
-TEST_F(StorageTest, DeletedLogNextToMetaIsRefused) {
+TEST_F(StorageTest, DeletedLogNextToMetaOrSnapshotIsRefused) {
   ASSERT_TRUE(storage::check_identity(dir, "c1", "n1"));
   // A crash between writing the identity and creating the log is harmless:
   // with no meta yet, nothing was ever acknowledged.
   EXPECT_FALSE(storage::check_identity(dir, "c1", "n1"));
   write_log(dir, make_entries(1, 5));
   MetaStore(dir).save({3, "n2"});
-  fs::remove(log_path);
+  fs::remove_all(log_dir);
   EXPECT_EQ(error_of([&] { storage::check_identity(dir, "c1", "n1"); }),
-            log_path + " is missing but " + (fs::path(dir) / "meta").string() +
+            log_dir + " is missing but " + (fs::path(dir) / "meta").string() +
                 " exists: the log was deleted, and starting with an empty one would lose acknowledged entries; "
                 "refusing to start");
-  EXPECT_FALSE(fs::exists(log_path)) << "the check must not re-create the log";
+  EXPECT_FALSE(fs::exists(log_dir)) << "the check must not re-create the log";
+  // A snapshot is only ever saved next to a log too.
+  fs::remove(meta_path);
+  write_bytes(snapshot_path, "any bytes: only its presence counts here");
+  EXPECT_EQ(error_of([&] { storage::check_identity(dir, "c1", "n1"); }),
+            log_dir + " is missing but " + snapshot_path +
+                " exists: the log was deleted, and starting with an empty one would lose acknowledged entries; "
+                "refusing to start");
+  EXPECT_FALSE(fs::exists(log_dir));
 }
 
 TEST_F(StorageTest, CorruptIdentityIsRefused) {
@@ -174,35 +182,51 @@ TEST_F(StorageTest, CorruptIdentityIsRefused) {
 
 TEST_F(StorageTest, MissingIdentityWithStateIsRefused) {
   write_log(dir, make_entries(1, 12));
-  const std::string log_before = read_bytes(log_path);
+  const std::string log_before = read_bytes(seg_path);
   EXPECT_EQ(error_of([&] { storage::check_identity(dir, "c1", "n1"); }),
-            identity_path + " is missing but " + log_path +
+            identity_path + " is missing but " + log_dir +
                 " holds 12 entries: this data directory was not made by this node (or by an older version); "
                 "refusing to start");
   EXPECT_FALSE(fs::exists(identity_path));
-  EXPECT_EQ(read_bytes(log_path), log_before);
+  EXPECT_EQ(read_bytes(seg_path), log_before);
 
-  write_bytes(log_path, encode_records(make_entries(1, 5)));  // a log of the previous version
+  // Logs of the previous versions: one file, with or without a header.
+  fs::remove_all(log_dir);
+  write_bytes(log_dir, encode_records(make_entries(1, 5)));
   EXPECT_TRUE(contains(error_of([&] { storage::check_identity(dir, "c1", "n1"); }), "holds 5 entries"));
-  write_bytes(log_path, "junk");
+  write_bytes(log_dir, encode_old_file_header() + encode_records(make_entries(1, 6)));
+  EXPECT_TRUE(contains(error_of([&] { storage::check_identity(dir, "c1", "n1"); }), "holds 6 entries"));
+  write_bytes(log_dir, "junk");
   EXPECT_TRUE(contains(error_of([&] { storage::check_identity(dir, "c1", "n1"); }), "holds 4 bytes of data"));
 
-  fs::remove(log_path);
+  fs::remove(log_dir);
   MetaStore(dir).save({3, "n2"});
   EXPECT_TRUE(contains(error_of([&] { storage::check_identity(dir, "c1", "n1"); }),
                        identity_path + " is missing but " + meta_path + " exists"));
+  fs::remove(meta_path);
+  write_bytes(snapshot_path, "x");
+  EXPECT_TRUE(contains(error_of([&] { storage::check_identity(dir, "c1", "n1"); }),
+                       identity_path + " is missing but " + snapshot_path + " exists"));
   EXPECT_FALSE(fs::exists(identity_path));
 }
 
 TEST_F(StorageTest, MissingIdentityWithoutStateIsCreated) {
-  // Empty, header-only or all-zero logs hold nothing: a fresh node.
-  for (const std::string& log : {std::string(), craft_log(""), std::string(5000, '\0')}) {
+  // Old single-file logs that are empty, header-only or all zeros hold
+  // nothing: a fresh node. The check leaves them as they are.
+  for (const std::string& log : {std::string(), encode_old_file_header(), std::string(5000, '\0')}) {
     fs::remove_all(dir);
     fs::create_directories(dir);
-    write_bytes(log_path, log);
+    write_bytes(log_dir, log);
     EXPECT_TRUE(storage::check_identity(dir, "c1", "n1")) << log.size();
-    EXPECT_EQ(read_bytes(log_path), log);
+    EXPECT_EQ(read_bytes(log_dir), log);
   }
+  // So does a log directory whose segments hold no record (a crash right
+  // after the first start created it).
+  fs::remove_all(dir);
+  { SegmentedLog log(dir, kSmallChunks); }
+  const std::string segment = read_bytes(seg_path);
+  EXPECT_TRUE(storage::check_identity(dir, "c1", "n1"));
+  EXPECT_EQ(read_bytes(seg_path), segment);
 }
 
 // ---- disk full -----------------------------------------------------------------

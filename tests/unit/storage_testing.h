@@ -1,7 +1,9 @@
 // Shared helpers for the storage tests (storage_test.cc, storage_recovery_test.cc,
-// storage_identity_test.cc): entries, independent encoders of the on-disk
-// formats for hand-crafting files, and the fixture that gives each test its own
-// data directory. Header-only; each test program includes it once.
+// storage_identity_test.cc, segmented_log_test.cc, snapshot_store_test.cc,
+// storage_restart_test.cc, storage_crash_test.cc): entries, independent
+// encoders of the on-disk formats for hand-crafting files, and the fixture
+// that gives each test its own data directory. Header-only; each test program
+// includes it once.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,7 +22,8 @@
 #include "raft/types.h"
 #include "storage/crc32c.h"
 #include "storage/errors.h"
-#include "storage/log_store.h"
+#include "storage/meta_store.h"
+#include "storage/segmented_log.h"
 
 namespace storage_testing {
 
@@ -29,15 +32,24 @@ using raft::Entry;
 using raft::EntryType;
 using storage::DiskFull;
 using storage::LogOptions;
-using storage::LogStore;
 using storage::MetaStore;
+using storage::SegmentedLog;
 using storage::StorageError;
 
 inline constexpr std::uint64_t kRecordOverheadBytes = 8 + 17;  // header + term/index/type
-inline constexpr std::uint64_t kFileHeaderBytes = 24;          // "RKVLOG02", chunk u32, pending cut u64, crc u32
-// Small chunks so that tests cross many chunk boundaries.
+// "RKVLOG03", chunk u32, first index u64, pending cut u64, crc u32
+inline constexpr std::uint64_t kFileHeaderBytes = 32;
+inline constexpr std::uint64_t kOldFileHeaderBytes = 24;       // "RKVLOG02", chunk u32, pending cut u64, crc u32
+// Small chunks so that tests cross many chunk boundaries, in segments so
+// large that these logs stay in one (segmented_log_test.cc rolls them).
 inline constexpr std::uint32_t kChunkBytes = 4096;
-inline const LogOptions kSmallChunks{kChunkBytes};
+inline const LogOptions kSmallChunks{kChunkBytes, std::uint64_t{1} << 30};
+
+// "00000000000000000042.seg"
+inline std::string segment_name(raft::Index first_index) {
+  std::string digits = std::to_string(first_index);
+  return std::string(20 - digits.size(), '0') + digits + ".seg";
+}
 
 inline std::uint64_t record_bytes(const Entry& entry) { return kRecordOverheadBytes + entry.data.size(); }
 
@@ -69,10 +81,10 @@ inline std::uint64_t total_bytes(const std::vector<Entry>& entries) {
   return sum;
 }
 
-// Offset of entry `index` (1-based) in a log holding `entries`.
+// Offset of entry `index` in a segment holding `entries` (from entries[0]).
 inline std::uint64_t offset_of(const std::vector<Entry>& entries, raft::Index index) {
   std::uint64_t offset = kFileHeaderBytes;
-  for (raft::Index i = 1; i < index; ++i) offset += record_bytes(entries[i - 1]);
+  for (raft::Index i = entries.front().index; i < index; ++i) offset += record_bytes(entries[i - entries.front().index]);
   return offset;
 }
 
@@ -109,17 +121,28 @@ inline std::string encode_record(const Entry& entry) {
   return record + body;
 }
 
-inline std::string encode_file_header(std::uint32_t chunk_bytes = kChunkBytes, std::uint64_t pending_cut = 0) {
-  std::string header = "RKVLOG02";
+inline std::string encode_file_header(std::uint32_t chunk_bytes = kChunkBytes, std::uint64_t pending_cut = 0,
+                                      raft::Index first_index = 1) {
+  std::string header = "RKVLOG03";
   put_le(header, chunk_bytes, 4);
+  put_le(header, first_index, 8);
   put_le(header, pending_cut, 8);
   put_le(header, storage::crc32c(header.data(), header.size()), 4);
   return header;
 }
 
-// A log file as LogStore would write it: header, records, zeros up to the grid.
-inline std::string craft_log(const std::string& records, std::uint64_t pending_cut = 0) {
-  std::string file = encode_file_header(kChunkBytes, pending_cut) + records;
+// The single-file log of the previous version: its header.
+inline std::string encode_old_file_header(std::uint32_t chunk_bytes = kChunkBytes) {
+  std::string header = "RKVLOG02";
+  put_le(header, chunk_bytes, 4);
+  put_le(header, 0, 8);
+  put_le(header, storage::crc32c(header.data(), header.size()), 4);
+  return header;
+}
+
+// A segment file as the log would write it: header, records, zeros up to the grid.
+inline std::string craft_log(const std::string& records, std::uint64_t pending_cut = 0, raft::Index first_index = 1) {
+  std::string file = encode_file_header(kChunkBytes, pending_cut, first_index) + records;
   file.resize(grid_bytes(records.size()), '\0');
   return file;
 }
@@ -131,13 +154,13 @@ inline std::string encode_records(const std::vector<Entry>& entries) {
 }
 
 inline void write_log(const std::string& dir, const std::vector<Entry>& entries) {
-  LogStore store(dir, kSmallChunks);
+  SegmentedLog store(dir, kSmallChunks);
   store.append(entries);
   store.sync();
 }
 
 inline std::vector<Entry> reopen_entries(const std::string& dir) {
-  LogStore store(dir, kSmallChunks);
+  SegmentedLog store(dir, kSmallChunks);
   EXPECT_EQ(store.truncated_tail_bytes(), 0u);
   EXPECT_EQ(store.truncated_tail_records(), 0u);
   return store.take_recovered();
@@ -173,16 +196,22 @@ class StorageFixture : public ::testing::Test {
                                         std::to_string(counter++) + "_" + info->name());
     fs::remove_all(dir_);
     dir = (dir_ / "n1").string();  // nested: the stores must create missing parents
-    log_path = (dir_ / "n1" / "log").string();
+    log_dir = (dir_ / "n1" / "log").string();
+    seg_path = segment_path(1);
     meta_path = (dir_ / "n1" / "meta").string();
     identity_path = (dir_ / "n1" / "identity").string();
+    snapshot_path = (dir_ / "n1" / "snapshot").string();
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  std::string segment_path(raft::Index first_index) const { return (fs::path(log_dir) / segment_name(first_index)).string(); }
+
   std::string dir;
-  std::string log_path;
+  std::string log_dir;   // the log's directory, dir/log
+  std::string seg_path;  // its first segment, dir/log/00000000000000000001.seg
   std::string meta_path;
   std::string identity_path;
+  std::string snapshot_path;
 
  private:
   std::string prefix_;

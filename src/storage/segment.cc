@@ -1,4 +1,4 @@
-#include "storage/log_store.h"
+#include "storage/segment.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
-#include <stdexcept>
-#include <string_view>
 #include <utility>
 
+#include "storage/crash_points.h"
 #include "storage/crc32c.h"
 #include "storage/file_io.h"
 
@@ -19,20 +19,15 @@ namespace {
 
 using namespace io;
 
-constexpr std::string_view kMagic = "RKVLOG02";  // the last two characters are the format version
+constexpr std::string_view kMagic = "RKVLOG03";  // the last two characters are the format version
 constexpr std::size_t kMagicNameBytes = 6;       // "RKVLOG": tells an older or newer version apart from junk
-constexpr std::size_t kHeaderCrcOffset = 20;
-constexpr std::uint64_t kDataStart = LogStore::kFileHeaderBytes;
-// Larger chunks would make one growth step a noticeable pause and waste space
-// on tiny clusters; the limit only guards against a damaged header.
-constexpr std::uint32_t kMaxChunkBytes = std::uint32_t{1} << 30;
-
-constexpr std::size_t kRecordHeaderBytes = 8;    // crc32c u32 + payload length u32
-constexpr std::size_t kPayloadPrefixBytes = 17;  // term u64 + index u64 + type u8
-// A length beyond this is taken as a damaged header rather than believed, so one
-// flipped bit cannot make recovery skip (or demand) megabytes of log.
-constexpr std::size_t kMaxPayloadBytes = std::size_t{1} << 20;
-constexpr std::size_t kMaxDataBytes = kMaxPayloadBytes - kPayloadPrefixBytes;
+constexpr std::size_t kHeaderCrcOffset = 28;
+constexpr std::uint64_t kDataStart = Segment::kHeaderBytes;
+constexpr std::size_t kRecordHeaderBytes = Segment::kRecordHeaderBytes;
+constexpr std::size_t kPayloadPrefixBytes = Segment::kPayloadPrefixBytes;
+constexpr std::size_t kMaxPayloadBytes = Segment::kMaxPayloadBytes;
+constexpr std::size_t kIndexDigits = 20;
+constexpr std::string_view kSuffix = ".seg";
 // One huge batch should not pin its encode buffer for the life of the process.
 constexpr std::size_t kMaxRetainedBufferBytes = std::size_t{16} << 20;
 constexpr std::size_t kZeroBlockBytes = 64 << 10;
@@ -42,9 +37,10 @@ bool valid_type(std::uint8_t type) {
          type == static_cast<std::uint8_t>(raft::EntryType::Command);
 }
 
-std::string encode_header(std::uint32_t chunk_bytes, std::uint64_t pending_cut) {
+std::string encode_header(std::uint32_t chunk_bytes, raft::Index first_index, std::uint64_t pending_cut) {
   std::string bytes(kMagic);
   append_u32(bytes, chunk_bytes);
+  append_u64(bytes, first_index);
   append_u64(bytes, pending_cut);
   append_u32(bytes, crc32c(bytes.data(), bytes.size()));
   return bytes;
@@ -52,19 +48,19 @@ std::string encode_header(std::uint32_t chunk_bytes, std::uint64_t pending_cut) 
 
 struct FileHeader {
   std::uint32_t chunk_bytes = 0;
+  raft::Index first_index = 0;
   std::uint64_t pending_cut = 0;
 };
 
-FileHeader parse_header(const std::string& path, std::string_view file) {
+FileHeader parse_header(const std::string& path, std::string_view file, raft::Index named_first_index) {
   if (file.size() < kMagicNameBytes || file.substr(0, kMagicNameBytes) != kMagic.substr(0, kMagicNameBytes)) {
-    throw StorageError(path + " does not start with the log header \"" + std::string(kMagic) +
-                       "\": it was written by an older version of this program (records without a header) "
-                       "or is not a log at all; refusing to start");
+    throw StorageError(path + " does not start with the log segment header \"" + std::string(kMagic) +
+                       "\": it is not a log segment; refusing to start");
   }
   if (file.size() < kMagic.size() || file.substr(0, kMagic.size()) != kMagic) {
     const std::string found(file.substr(0, std::min<std::size_t>(kMagic.size(), file.size())));
-    throw StorageError(path + " has log format \"" + found +
-                       "\", this program reads \"" + std::string(kMagic) + "\"; refusing to start");
+    throw StorageError(path + " has log format \"" + found + "\", this program reads \"" + std::string(kMagic) +
+                       "\"; refusing to start");
   }
   const auto corrupt = [&](const std::string& problem) {
     return StorageError("corrupt log header in " + path + ": " + problem + "; refusing to start");
@@ -79,10 +75,17 @@ FileHeader parse_header(const std::string& path, std::string_view file) {
   }
   FileHeader header;
   header.chunk_bytes = get_u32(file.data() + 8);
-  header.pending_cut = get_u64(file.data() + 12);
-  if (header.chunk_bytes < LogStore::kMinChunkBytes || header.chunk_bytes > kMaxChunkBytes) {
+  header.first_index = get_u64(file.data() + 12);
+  header.pending_cut = get_u64(file.data() + 20);
+  if (header.chunk_bytes < Segment::kMinChunkBytes || header.chunk_bytes > Segment::kMaxChunkBytes) {
     throw corrupt("chunk size " + std::to_string(header.chunk_bytes) + " outside [" +
-                  std::to_string(LogStore::kMinChunkBytes) + ", " + std::to_string(kMaxChunkBytes) + "]");
+                  std::to_string(Segment::kMinChunkBytes) + ", " + std::to_string(Segment::kMaxChunkBytes) + "]");
+  }
+  // The name is how the log orders and finds segments, the header is what
+  // was written with the records: a mismatch means a renamed file.
+  if (header.first_index != named_first_index) {
+    throw corrupt("first index " + std::to_string(header.first_index) + ", but the file name says " +
+                  std::to_string(named_first_index));
   }
   if (header.pending_cut != 0 && (header.pending_cut < kDataStart || header.pending_cut > file.size())) {
     throw corrupt("pending cut offset " + std::to_string(header.pending_cut) + " outside the file");
@@ -97,7 +100,6 @@ std::uint64_t nonzero_end(std::string_view file, std::uint64_t from, std::uint64
 }
 
 struct ScanResult {
-  std::vector<raft::Entry> entries;
   std::vector<std::uint64_t> offsets;
   std::vector<raft::Term> terms;
   std::uint64_t end_offset = kDataStart;  // end of the last good record
@@ -105,12 +107,14 @@ struct ScanResult {
 };
 
 // Walks the records in [kDataStart, limit) (limit < file size only while a cut
-// is pending: what lies beyond is stale). Pure: throws before anything is
-// changed, so a refused file is left exactly as found for inspection.
+// is pending: what lies beyond is stale), appending entries to *entries. Pure:
+// throws before anything is changed, so a refused file is left exactly as
+// found for inspection. Records are named by the index expected there.
 ScanResult scan_records(const std::string& path, std::string_view file, std::uint64_t limit,
-                        std::uint32_t chunk_bytes) {
+                        const FileHeader& header, std::vector<raft::Entry>* entries) {
   ScanResult result;
-  const bool size_on_grid = (file.size() - kDataStart) % chunk_bytes == 0;
+  const bool size_on_grid = (file.size() - kDataStart) % header.chunk_bytes == 0;
+  const auto next_index = [&] { return header.first_index + result.offsets.size(); };
   const auto corrupt = [&](std::uint64_t offset, const std::string& problem) {
     return StorageError("corrupt log record in " + path + " at offset " + std::to_string(offset) + ": " + problem +
                         "; refusing to start");
@@ -118,9 +122,9 @@ ScanResult scan_records(const std::string& path, std::string_view file, std::uin
   // A record that does not fit before the end: on the chunk grid nothing we
   // write can do that, so off the grid it means the file was cut short.
   const auto ends_inside = [&](std::uint64_t pos, std::uint64_t needed, std::uint64_t present) {
-    const std::string where = "record " + std::to_string(result.offsets.size() + 1) + " at offset " +
-                              std::to_string(pos) + " (record needs " + std::to_string(needed) + " bytes, " +
-                              std::to_string(present) + " present)";
+    const std::string where = "record " + std::to_string(next_index()) + " at offset " + std::to_string(pos) +
+                              " (record needs " + std::to_string(needed) + " bytes, " + std::to_string(present) +
+                              " present)";
     if (limit == file.size() && !size_on_grid) {
       return StorageError(path + " ends inside " + where +
                           ": the file was truncated, not torn by a crash; refusing to start");
@@ -174,7 +178,7 @@ ScanResult scan_records(const std::string& path, std::string_view file, std::uin
         const raft::Term term = get_u64(payload);
         const raft::Index index = get_u64(payload + 8);
         const auto type = static_cast<std::uint8_t>(payload[16]);
-        const raft::Index expected_index = result.offsets.size() + 1;
+        const raft::Index expected_index = next_index();
         if (index != expected_index) {
           throw corrupt(pos, "index " + std::to_string(index) + " where " + std::to_string(expected_index) +
                                  " was expected");
@@ -190,7 +194,7 @@ ScanResult scan_records(const std::string& path, std::string_view file, std::uin
         entry.index = index;
         entry.type = static_cast<raft::EntryType>(type);
         entry.data.assign(payload + kPayloadPrefixBytes, payload_bytes - kPayloadPrefixBytes);
-        result.entries.push_back(std::move(entry));
+        entries->push_back(std::move(entry));
         result.offsets.push_back(pos);
         result.terms.push_back(term);
         pos = record_end;
@@ -212,121 +216,137 @@ ScanResult scan_records(const std::string& path, std::string_view file, std::uin
 
 }  // namespace
 
-LogStore::LogStore(const std::string& dir, LogOptions options) : path_(join(dir, "log")) {
-  if (options.chunk_bytes < kMinChunkBytes || options.chunk_bytes > kMaxChunkBytes) {
-    throw std::invalid_argument("log chunk size " + std::to_string(options.chunk_bytes) + " outside [" +
-                                std::to_string(kMinChunkBytes) + ", " + std::to_string(kMaxChunkBytes) + "]");
-  }
-  open_or_create(dir, options);
+std::string Segment::file_name(raft::Index first_index) {
+  std::string digits = std::to_string(first_index);
+  return std::string(kIndexDigits - digits.size(), '0') + digits + std::string(kSuffix);
+}
+
+std::optional<raft::Index> Segment::parse_file_name(std::string_view name) {
+  if (name.size() != kIndexDigits + kSuffix.size() || name.substr(kIndexDigits) != kSuffix) return std::nullopt;
+  raft::Index index = 0;
+  const char* begin = name.data();
+  const char* end = begin + kIndexDigits;
+  if (!std::all_of(begin, end, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  const auto [ptr, ec] = std::from_chars(begin, end, index);
+  if (ec != std::errc() || ptr != end || index == 0) return std::nullopt;
+  return index;
+}
+
+bool Segment::has_current_header(std::string_view bytes) {
+  return bytes.size() >= kDataStart && bytes.substr(0, kMagic.size()) == kMagic;
+}
+
+Segment::Segment(std::string dir, std::string path, int fd, raft::Index first_index, std::uint32_t chunk_bytes,
+                 std::uint64_t file_bytes)
+    : dir_(std::move(dir)),
+      path_(std::move(path)), fd_(fd), first_index_(first_index), chunk_bytes_(chunk_bytes), file_bytes_(file_bytes) {}
+
+Segment::~Segment() {
+  if (fd_ >= 0) ::close(fd_);
+  // Never part of the log; a leftover (as a real crash leaves) is also removed at the next start.
+  if (!published_ && !crash_points::crashed()) ::unlink(path_.c_str());
+}
+
+std::unique_ptr<Segment> Segment::open(const std::string& dir, raft::Index first_index,
+                                       std::vector<raft::Entry>* entries) {
+  const std::string path = join(dir, file_name(first_index));
+  // Read-only until repair(): a refused file must stay exactly as found.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw_io("cannot open", path, errno);
+  FdGuard guard(fd);
+  const std::string file = read_all(fd, path);
+  const FileHeader header = parse_header(path, file, first_index);
+  const std::uint64_t limit = header.pending_cut != 0 ? header.pending_cut : file.size();
+  const std::size_t entries_before = entries->size();
+  ScanResult scan;
   try {
-    recover();
+    scan = scan_records(path, file, limit, header, entries);
   } catch (...) {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));  // no destructor runs for a throwing constructor
+    entries->resize(entries_before);  // appended to only on success
     throw;
   }
-}
-
-void LogStore::recover() {
-  const std::string file = read_all(fd_, path_);
-  const FileHeader header = parse_header(path_, file);
-  chunk_bytes_ = header.chunk_bytes;
-  file_bytes_ = file.size();
-  const std::uint64_t limit = header.pending_cut != 0 ? header.pending_cut : file.size();
-  ScanResult scan = scan_records(path_, file, limit, chunk_bytes_);
   // Checked after the scan so that a cut inside a record gets the message
   // that names the record; this catches a cut between records.
-  if ((file.size() - kDataStart) % chunk_bytes_ != 0) {
-    throw StorageError(path_ + " is " + std::to_string(file.size()) + " bytes, not the " +
+  if ((file.size() - kDataStart) % header.chunk_bytes != 0) {
+    entries->resize(entries_before);
+    throw StorageError(path + " is " + std::to_string(file.size()) + " bytes, not the " +
                        std::to_string(kDataStart) + "-byte header plus whole chunks of " +
-                       std::to_string(chunk_bytes_) + " bytes: the file was truncated or extended by "
+                       std::to_string(header.chunk_bytes) + " bytes: the file was truncated or extended by "
                        "something other than this program; refusing to start");
   }
-
-  end_offset_ = scan.end_offset;
-  offsets_ = std::move(scan.offsets);
-  terms_ = std::move(scan.terms);
-  recovered_ = std::move(scan.entries);
-  std::uint64_t zero_end = scan.torn_end;
-  if (header.pending_cut != 0) {
-    const std::uint64_t stale_end = nonzero_end(file, header.pending_cut, file.size());
-    resumed_cut_bytes_ = stale_end - header.pending_cut;
-    zero_end = std::max(zero_end, stale_end);
+  std::unique_ptr<Segment> segment(
+      new Segment(dir, path, guard.release(), first_index, header.chunk_bytes, file.size()));
+  segment->offsets_ = std::move(scan.offsets);
+  segment->terms_ = std::move(scan.terms);
+  segment->end_offset_ = scan.end_offset;
+  segment->torn_end_ = scan.torn_end;
+  if (scan.torn_end > scan.end_offset) {
+    segment->torn_ = {path, scan.end_offset, scan.torn_end - scan.end_offset, 1, segment->last_index() + 1};
   }
-  if (scan.torn_end > end_offset_) {
-    torn_ = {end_offset_, scan.torn_end - end_offset_, 1, last_index() + 1};
-  }
-  // The cut must be durable before new records are written over the old tail.
-  if (zero_end > end_offset_ || header.pending_cut != 0) cut(end_offset_, zero_end);
+  segment->pending_cut_ = header.pending_cut;
+  if (header.pending_cut != 0) segment->stale_end_ = nonzero_end(file, header.pending_cut, file.size());
+  return segment;
 }
 
-void LogStore::open_or_create(const std::string& dir, LogOptions options) {
-  create_directories(dir);
-  int fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT) throw_io("cannot open", path_, errno);
-  if (fd >= 0) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      const int err = errno;
-      ::close(fd);
-      throw_io("cannot stat", path_, err);
-    }
-    if (st.st_size > 0) {
-      fd_ = fd;
-      return;
-    }
-    // Empty: holds no entries, so nothing can be lost by starting it afresh
-    // (an older version created exactly this on a fresh start).
-    ::close(fd);
+std::unique_ptr<Segment> Segment::create_unpublished(const std::string& dir, raft::Index first_index,
+                                                     std::uint32_t chunk_bytes, std::uint64_t reserve_bytes) {
+  const std::string path = join(dir, file_name(first_index));
+  const std::string tmp_path = path + ".tmp";
+  // O_TRUNC: a leftover of a crash mid-creation is simply overwritten.
+  crash_points::step();
+  const int fd = ::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_io("cannot create", tmp_path, errno);
+  std::unique_ptr<Segment> segment(new Segment(dir, tmp_path, fd, first_index, chunk_bytes, 0));
+  segment->published_ = false;  // from here the destructor removes the temporary file
+  const std::string header = encode_header(chunk_bytes, first_index, 0);
+  if (const int err = pwrite_all(fd, header.data(), header.size(), 0); err != 0) {
+    throw_io("cannot write header of", tmp_path, err);
   }
-  // Created whole under a temporary name, so a crash can never leave a log
-  // with a partial header (which would look like damage on the next start).
-  write_file_atomically(dir, "log", encode_header(options.chunk_bytes, 0));
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd_ < 0) throw_io("cannot open", path_, errno);
+  segment->file_bytes_ = kDataStart;
+  segment->reserve(reserve_bytes);  // fsyncs when it grows
+  if (::fsync(fd) != 0) throw_io("cannot fsync", tmp_path, errno);
+  return segment;
 }
 
-LogStore::~LogStore() {
-  if (fd_ >= 0) ::close(fd_);
+void Segment::publish() {
+  const std::string tmp_path = path_;
+  const std::string path = tmp_path.substr(0, tmp_path.size() - 4);  // without ".tmp"
+  rename_file(tmp_path, path);
+  path_ = path;
+  published_ = true;
+  // The segment is part of the log only once its name is durable; records
+  // are written into it only after that.
+  fsync_directory(dir_);
 }
 
-LogSummary LogStore::inspect(const std::string& dir) {
-  const std::string path = join(dir, "log");
-  const std::optional<std::string> file = read_file_if_exists(path);
-  LogSummary summary;
-  if (!file) return summary;
-  summary.exists = true;
-  summary.file_bytes = file->size();
-  summary.has_header = std::string_view(*file).substr(0, kMagic.size()) == kMagic && file->size() >= kDataStart;
-  // An older log has the same records, only without the header.
-  std::uint64_t pos = summary.has_header ? kDataStart : 0;
-  summary.holds_data = !all_zero(std::string_view(*file).substr(pos));
-  while (file->size() - pos >= kRecordHeaderBytes) {
-    const std::uint32_t payload_bytes = get_u32(file->data() + pos + 4);
-    if (payload_bytes < kPayloadPrefixBytes || payload_bytes > file->size() - pos - kRecordHeaderBytes) break;
-    if (crc32c(file->data() + pos + 4, 4 + payload_bytes) != get_u32(file->data() + pos)) break;
-    ++summary.records;
-    pos += kRecordHeaderBytes + payload_bytes;
-  }
-  return summary;
-}
-
-std::vector<raft::Entry> LogStore::take_recovered() { return std::exchange(recovered_, {}); }
-
-void LogStore::fail(const std::string& what, int err) {
+void Segment::fail(const std::string& what, int err) {
   // After a failed write or fsync the page cache state is unknown (Linux may
   // drop dirty pages after reporting the error): refuse any further use.
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  failed_ = true;
   throw_io(what, path_, err);
 }
 
-void LogStore::write_header(std::uint64_t pending_cut) {
-  // 24 bytes at offset 0: inside one sector, so the write is all or nothing.
-  const std::string header = encode_header(chunk_bytes_, pending_cut);
+void Segment::close_file() {
+  if (fd_ < 0 || dirty_) return;  // unsynced records need the descriptor for sync()
+  ::close(std::exchange(fd_, -1));
+}
+
+void Segment::ensure_open() {
+  if (failed_) throw StorageError("log segment " + path_ + " is unusable after an earlier I/O error");
+  if (fd_ >= 0) return;
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0) fail("cannot open", errno);
+}
+
+void Segment::write_header(std::uint64_t pending_cut) {
+  // 32 bytes at offset 0: inside one sector, so the write is all or nothing.
+  const std::string header = encode_header(chunk_bytes_, first_index_, pending_cut);
   if (const int err = pwrite_all(fd_, header.data(), header.size(), 0); err != 0) fail("cannot write header of", err);
   if (::fdatasync(fd_) != 0) fail("cannot fdatasync", errno);
 }
 
-void LogStore::cut(std::uint64_t offset, std::uint64_t end) {
+void Segment::cut(std::uint64_t offset, std::uint64_t end) {
   write_header(offset);
   if (end > offset) {
     const std::string zeros(std::min<std::uint64_t>(kZeroBlockBytes, end - offset), '\0');
@@ -340,13 +360,33 @@ void LogStore::cut(std::uint64_t offset, std::uint64_t end) {
   // Cleared (and synced) before any new record lands past `offset`, or the
   // next recovery would wipe those records as stale.
   write_header(0);
+  dirty_ = false;  // everything before `offset` was synced by write_header's fdatasync
 }
 
-void LogStore::grow_to(std::uint64_t needed_bytes) {
+std::uint64_t Segment::repair() {
+  ensure_open();
+  std::uint64_t zero_end = torn_end_;
+  std::uint64_t resumed_bytes = 0;
+  if (pending_cut_ != 0) {
+    resumed_bytes = stale_end_ > pending_cut_ ? stale_end_ - pending_cut_ : 0;
+    zero_end = std::max(zero_end, stale_end_);
+  }
+  // The cut must be durable before new records are written over the old tail.
+  if (zero_end > end_offset_ || pending_cut_ != 0) cut(end_offset_, zero_end);
+  torn_end_ = 0;
+  pending_cut_ = 0;
+  stale_end_ = 0;
+  return resumed_bytes;
+}
+
+void Segment::reserve(std::uint64_t bytes) {
+  const std::uint64_t needed_bytes = end_offset_ + bytes;
   if (needed_bytes <= file_bytes_) return;
+  ensure_open();
   const std::uint64_t chunks = (needed_bytes - kDataStart + chunk_bytes_ - 1) / chunk_bytes_;
   const std::uint64_t new_bytes = kDataStart + chunks * chunk_bytes_;
   const auto grow_bytes = static_cast<off_t>(new_bytes - file_bytes_);
+  crash_points::step();
   int err = 0;
 #ifdef __linux__
   // Allocate without changing the size, then set the size in one step: a
@@ -360,7 +400,7 @@ void LogStore::grow_to(std::uint64_t needed_bytes) {
 #endif
   if (err != 0) {
     // Nothing visible changed (space reserved past EOF is harmless and reused
-    // by the next attempt), so the store stays usable and the node may retry.
+    // by the next attempt), so the segment stays usable and the node may retry.
     if (is_disk_full_errno(err)) {
       throw_io("cannot preallocate " + std::to_string(grow_bytes) + " bytes for", path_, err);
     }
@@ -372,88 +412,54 @@ void LogStore::grow_to(std::uint64_t needed_bytes) {
   file_bytes_ = new_bytes;
 }
 
-void LogStore::append(const std::vector<raft::Entry>& entries) {
-  if (fd_ < 0) throw StorageError("log " + path_ + " is unusable after an earlier I/O error");
-  if (entries.empty()) return;
-
-  // Validate everything before touching the file, so a rejected batch leaves
-  // the log exactly as it was.
-  const raft::Index first = entries.front().index;
-  if (first == 0 || first > last_index() + 1) {
-    throw std::invalid_argument("append to " + path_ + ": first index " + std::to_string(first) +
-                                " does not follow last index " + std::to_string(last_index()));
-  }
-  raft::Term previous_term = first >= 2 ? terms_[first - 2] : 0;
-  std::size_t batch_bytes = 0;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const raft::Entry& entry = entries[i];
-    const std::string what = "append to " + path_ + ": entry " + std::to_string(entry.index);
-    if (entry.index != first + i) {
-      throw std::invalid_argument("append to " + path_ + ": index " + std::to_string(entry.index) + " where " +
-                                  std::to_string(first + i) + " was expected");
-    }
-    if (entry.data.size() > kMaxDataBytes) {
-      throw std::invalid_argument(what + " has " + std::to_string(entry.data.size()) + " data bytes, limit " +
-                                  std::to_string(kMaxDataBytes));
-    }
-    if (!valid_type(static_cast<std::uint8_t>(entry.type))) throw std::invalid_argument(what + " has an unknown type");
-    // Recovery refuses a log whose terms decrease, so never write one.
-    if (entry.term < previous_term) {
-      throw std::invalid_argument(what + " has term " + std::to_string(entry.term) + ", below term " +
-                                  std::to_string(previous_term) + " of the entry before it");
-    }
-    previous_term = entry.term;
-    batch_bytes += kRecordHeaderBytes + kPayloadPrefixBytes + entry.data.size();
-  }
-
-  if (first <= last_index()) {
-    // Made durable now rather than in sync(): if the new records reached the
-    // disk but the cut did not, recovery would find the new records followed
-    // by the old suffix, all with valid checksums and contiguous indexes, and
-    // splice two leaders' logs together.
-    const std::uint64_t cut_offset = offsets_[first - 1];
-    cut(cut_offset, end_offset_);
-    offsets_.resize(first - 1);
-    terms_.resize(first - 1);
-    end_offset_ = cut_offset;
-  }
-  grow_to(end_offset_ + batch_bytes);
-
-  buffer_.resize(batch_bytes);
-  char* out = buffer_.data();
-  for (const raft::Entry& entry : entries) {
-    const auto payload_bytes = static_cast<std::uint32_t>(kPayloadPrefixBytes + entry.data.size());
+void Segment::write(const raft::Entry* begin, const raft::Entry* end, std::string& buffer) {
+  std::uint64_t batch_bytes = 0;
+  for (const raft::Entry* entry = begin; entry != end; ++entry) batch_bytes += record_bytes(*entry);
+  reserve(batch_bytes);  // a no-op when the caller reserved the space already
+  ensure_open();
+  buffer.resize(batch_bytes);
+  char* out = buffer.data();
+  for (const raft::Entry* entry = begin; entry != end; ++entry) {
+    const auto payload_bytes = static_cast<std::uint32_t>(kPayloadPrefixBytes + entry->data.size());
     put_u32(out + 4, payload_bytes);
     char* payload = out + kRecordHeaderBytes;
-    put_u64(payload, entry.term);
-    put_u64(payload + 8, entry.index);
-    payload[16] = static_cast<char>(entry.type);
-    if (!entry.data.empty()) std::memcpy(payload + kPayloadPrefixBytes, entry.data.data(), entry.data.size());
+    put_u64(payload, entry->term);
+    put_u64(payload + 8, entry->index);
+    payload[16] = static_cast<char>(entry->type);
+    if (!entry->data.empty()) std::memcpy(payload + kPayloadPrefixBytes, entry->data.data(), entry->data.size());
     put_u32(out, crc32c(out + 4, 4 + payload_bytes));
     out += kRecordHeaderBytes + payload_bytes;
   }
   // A partial batch would leave stale bytes behind a later, shorter append,
-  // so a failed write ends the store's use (fail-stop) instead of a retry.
-  if (const int err = pwrite_all(fd_, buffer_.data(), buffer_.size(), end_offset_); err != 0) fail("cannot write", err);
+  // so a failed write ends the segment's use (fail-stop) instead of a retry.
+  if (const int err = pwrite_all(fd_, buffer.data(), buffer.size(), end_offset_); err != 0) fail("cannot write", err);
 
-  offsets_.reserve(offsets_.size() + entries.size());
-  terms_.reserve(terms_.size() + entries.size());
   std::uint64_t offset = end_offset_;
-  for (const raft::Entry& entry : entries) {
+  for (const raft::Entry* entry = begin; entry != end; ++entry) {
     offsets_.push_back(offset);
-    terms_.push_back(entry.term);
-    offset += kRecordHeaderBytes + kPayloadPrefixBytes + entry.data.size();
+    terms_.push_back(entry->term);
+    offset += record_bytes(*entry);
   }
   end_offset_ = offset;
   dirty_ = true;
-  if (buffer_.capacity() > kMaxRetainedBufferBytes) std::string().swap(buffer_);
+  if (buffer.capacity() > kMaxRetainedBufferBytes) std::string().swap(buffer);
 }
 
-void LogStore::sync() {
-  if (fd_ < 0) throw StorageError("log " + path_ + " is unusable after an earlier I/O error");
+void Segment::cut_from(raft::Index index) {
+  if (index > last_index()) return;
+  ensure_open();
+  const std::uint64_t cut_offset = offsets_[index - first_index_];
+  cut(cut_offset, end_offset_);
+  offsets_.resize(index - first_index_);
+  terms_.resize(index - first_index_);
+  end_offset_ = cut_offset;
+}
+
+void Segment::sync() {
+  if (failed_) throw StorageError("log segment " + path_ + " is unusable after an earlier I/O error");
   if (!dirty_) return;
-  // fdatasync suffices: appends only write inside space whose size was
-  // already made durable by grow_to().
+  // fdatasync suffices: records are only written inside space whose size
+  // was already made durable by reserve().
   if (::fdatasync(fd_) != 0) fail("cannot fdatasync", errno);
   dirty_ = false;
 }
