@@ -13,20 +13,14 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "client/bench.h"
 #include "client/kv_client.h"
 #include "config/config.h"
+#include "output.h"
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitCasFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnavailable = 3;
-constexpr int kExitRejected = 4;
-constexpr int kExitConfig = 5;
+using namespace client_cli;  // exit codes and the printing of answers (output.h)
 
 constexpr const char* kHelp = R"(Usage: client [OPTIONS] COMMAND [ARGS]
        client [OPTIONS]                 (no command: interactive prompt)
@@ -39,8 +33,11 @@ Commands:
                           or "(cas failed) current: <value or (nil)>"
   delete KEY              print "(deleted) <old value>", or (nil) when absent
   status                  table of every server: ID ADDRESS STATE ROLE TERM
-                          LEADER COMMIT APPLIED LAST_LOG DROPPED ('-' when
-                          unknown; DROPPED: refused peer datagrams)
+                          LEADER COMMIT APPLIED LAST_LOG SNAP DROPPED ('-' when
+                          unknown; SNAP: latest snapshot's index; DROPPED:
+                          refused peer datagrams)
+  snapshot --server ID    ask server ID to take a snapshot now; prints
+                          "ID: snapshot at index N" (waits up to the deadline)
   bench [--clients N] [--duration S] [--write-ratio F] [--keys N]
         [--value-bytes N] [--seed N]
                           closed-loop load (defaults: 32 clients, 10 s, 0.5,
@@ -61,8 +58,9 @@ Exit codes:
   1  cas failed (the key did not hold EXPECTED)
   2  usage error
   3  cluster unavailable: no answer within the deadline (status: no server up;
-     bench: no operation succeeded)
-  4  request rejected by the cluster (bad_request, too_large)
+     bench: no operation succeeded; snapshot: no reply from the server)
+  4  request rejected by the cluster (bad_request, too_large; snapshot: the
+     server could not take one)
   5  config or setup error (unreadable or invalid config, unresolvable
      address, socket that cannot be bound)
 )";
@@ -191,18 +189,6 @@ void expect_args(const std::string& command, const CommandArgs& args, std::size_
   }
 }
 
-std::string display(const std::optional<std::string>& value) { return value ? *value : "(nil)"; }
-
-nlohmann::json json_value(const std::optional<std::string>& value) {
-  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
-  return out;
-}
-
 // Everything a command needs; the KvClient lives as long as the session so
 // the interactive prompt keeps its leader guess and seq between commands.
 struct Session {
@@ -211,144 +197,15 @@ struct Session {
   std::unique_ptr<client::KvClient> kv;
 };
 
-// Prints the outcome of a get/set/cas/delete and returns its exit code.
-int report(const Session& s, const std::string& op, const client::Result& r) {
-  using client::Outcome;
-  if (s.options.json) {
-    nlohmann::json j;
-    j["ok"] = r.outcome == Outcome::Ok;
-    switch (r.outcome) {
-      case Outcome::Ok:
-        j["value"] = json_value(r.value);
-        j["node"] = r.node;
-        break;
-      case Outcome::CasFailed:
-        j["error"] = "cas_failed";
-        j["value"] = json_value(r.value);
-        j["node"] = r.node;
-        break;
-      case Outcome::Unavailable:
-        j["error"] = "unavailable";
-        j["tried"] = r.tried;
-        break;
-      case Outcome::Rejected:
-        j["error"] = r.error;
-        j["message"] = r.message;
-        j["node"] = r.node;
-        break;
-    }
-    j["attempts"] = r.attempts;
-    j["latency_ms"] = static_cast<double>(r.latency.count()) / 1000.0;
-    std::cout << j.dump() << std::endl;
-  } else {
-    switch (r.outcome) {
-      case Outcome::Ok:
-        if (op == "get") {
-          std::cout << display(r.value) << std::endl;
-        } else if (op == "delete") {
-          std::cout << (r.value ? "(deleted) " + *r.value : std::string("(nil)")) << std::endl;
-        } else {
-          std::cout << "OK" << std::endl;
-        }
-        break;
-      case Outcome::CasFailed:
-        std::cout << "(cas failed) current: " << display(r.value) << std::endl;
-        break;
-      case Outcome::Unavailable:
-        std::cerr << "error: cluster unavailable: no answer from any server within "
-                  << s.config.params.deadline_ms << "ms (tried " << join(r.tried, ",") << ")"
-                  << std::endl;
-        break;
-      case Outcome::Rejected:
-        std::cerr << "error: request rejected (" << r.error << ")"
-                  << (r.message.empty() ? "" : ": " + r.message) << std::endl;
-        break;
-    }
-  }
-  switch (r.outcome) {
-    case Outcome::Ok: return kExitOk;
-    case Outcome::CasFailed: return kExitCasFailed;
-    case Outcome::Unavailable: return kExitUnavailable;
-    case Outcome::Rejected: return kExitRejected;
-  }
-  return kExitOk;
-}
-
-int print_status(const Session& s, const std::vector<client::ServerStatus>& statuses) {
-  bool any_up = false;
-  for (const auto& st : statuses) any_up = any_up || st.up;
-
-  if (s.options.json) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const auto& st : statuses) {
-      nlohmann::json j;
-      j["id"] = st.id;
-      j["address"] = st.address;
-      j["up"] = st.up;
-      if (st.up) {
-        j["role"] = st.role;
-        j["term"] = st.term;
-        j["leader"] = st.leader.empty() ? nlohmann::json(nullptr) : nlohmann::json(st.leader);
-        j["commit_index"] = st.commit_index;
-        j["last_applied"] = st.last_applied;
-        j["last_log_index"] = st.last_log_index;
-        j["disk_full"] = st.disk_full;
-        if (!st.peer_drops.empty()) {
-          nlohmann::json drops = nlohmann::json::object();
-          for (const auto& [reason, count] : st.peer_drops) drops[reason] = count;
-          j["peer_drops"] = std::move(drops);
-        }
-      } else {
-        for (const char* k : {"role", "term", "leader", "commit_index", "last_applied",
-                              "last_log_index"}) {
-          j[k] = nullptr;
-        }
-      }
-      array.push_back(std::move(j));
-    }
-    std::cout << array.dump() << std::endl;
-    return any_up ? kExitOk : kExitUnavailable;
-  }
-
-  std::vector<std::vector<std::string>> rows;
-  // DROPPED: peer datagrams the node refused (no or bad MAC, another
-  // cluster, wrong address, broken rules); --json has them by reason.
-  rows.push_back({"ID", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED",
-                  "LAST_LOG", "DROPPED"});
-  for (const auto& st : statuses) {
-    if (st.up) {
-      std::uint64_t dropped = 0;
-      for (const auto& [reason, count] : st.peer_drops) dropped += count;
-      rows.push_back({st.id, st.address, st.disk_full ? "up,disk_full" : "up", st.role.empty() ? "-" : st.role,
-                      std::to_string(st.term), st.leader.empty() ? "-" : st.leader,
-                      std::to_string(st.commit_index), std::to_string(st.last_applied),
-                      std::to_string(st.last_log_index), st.peer_drops.empty() ? "-" : std::to_string(dropped)});
-    } else {
-      rows.push_back({st.id, st.address, "down", "-", "-", "-", "-", "-", "-", "-"});
-    }
-  }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
-    }
-    std::cout << line << '\n';
-  }
-  std::cout << std::flush;
-  return any_up ? kExitOk : kExitUnavailable;
-}
-
 // A command checked for usage errors, before any config is read: a typo
 // must say "usage" (exit 2), not blame a missing config.
 struct Command {
-  std::string name;  // get, set, cas, delete, status, bench, help
+  std::string name;  // get, set, cas, delete, status, snapshot, bench, help
   std::vector<std::string> args;
   bool local = false;
+  // snapshot: the server, when given after the command at the prompt (on
+  // the command line --server is a global option and lands in GlobalOptions).
+  std::optional<std::string> server;
   client::BenchOptions bench;
 };
 
@@ -376,6 +233,10 @@ Command parse_command(const std::vector<std::string>& args) {
   } else if (c.name == "status") {
     parsed = split_command_args(args, 1, {}, {});
     expect_args(c.name, parsed, 0, "no arguments");
+  } else if (c.name == "snapshot") {
+    parsed = split_command_args(args, 1, {"--server"}, {});
+    expect_args(c.name, parsed, 0, "--server ID");
+    for (const auto& [flag, value] : parsed.flags) c.server = value;
   } else if (c.name == "bench") {
     parsed = split_command_args(
         args, 1, {"--clients", "--duration", "--write-ratio", "--keys", "--value-bytes", "--seed"},
@@ -413,17 +274,36 @@ int run_bench_command(Session& s, const client::BenchOptions& options) {
   return report.ok_ops == 0 && report.unavailable > 0 ? kExitUnavailable : kExitOk;
 }
 
+// The one node a snapshot command is for; a snapshot of "any node" would
+// leave the operator guessing which one took it.
+std::optional<std::string> snapshot_target(const GlobalOptions& options, const Command& c) {
+  return c.server ? c.server : options.server;
+}
+
+constexpr const char* kSnapshotNeedsServer = "'snapshot' needs --server ID: the node to take the snapshot";
+
+int run_snapshot_command(Session& s, const Command& c) {
+  const std::optional<std::string> server = snapshot_target(s.options, c);
+  if (!server) throw UsageError(kSnapshotNeedsServer);
+  try {
+    return print_snapshot(s.options.json, s.config.params.deadline_ms, s.kv->snapshot(*server));
+  } catch (const std::invalid_argument& e) {  // a server the config does not list
+    throw UsageError(e.what());
+  }
+}
+
 // Runs a parsed command and returns its exit code.
 int run_command(Session& s, const Command& c) {
   if (c.name == "help") {
     std::cout << kHelp;
     return kExitOk;
   }
-  if (c.name == "get") return report(s, c.name, s.kv->get(c.args[0], c.local));
-  if (c.name == "set") return report(s, c.name, s.kv->set(c.args[0], c.args[1]));
-  if (c.name == "cas") return report(s, c.name, s.kv->cas(c.args[0], c.args[1], c.args[2]));
-  if (c.name == "delete") return report(s, c.name, s.kv->del(c.args[0]));
-  if (c.name == "status") return print_status(s, s.kv->status_all());
+  if (c.name == "get") return report(s.options.json, s.config.params.deadline_ms, c.name, s.kv->get(c.args[0], c.local));
+  if (c.name == "set") return report(s.options.json, s.config.params.deadline_ms, c.name, s.kv->set(c.args[0], c.args[1]));
+  if (c.name == "cas") return report(s.options.json, s.config.params.deadline_ms, c.name, s.kv->cas(c.args[0], c.args[1], c.args[2]));
+  if (c.name == "delete") return report(s.options.json, s.config.params.deadline_ms, c.name, s.kv->del(c.args[0]));
+  if (c.name == "status") return print_status(s.options.json, s.kv->status_all());
+  if (c.name == "snapshot") return run_snapshot_command(s, c);
   if (c.name == "bench") return run_bench_command(s, c.bench);
   throw UsageError("unknown command '" + c.name + "'");
 }
@@ -511,6 +391,9 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (!args.empty()) command = parse_command(args);
+    if (command && command->name == "snapshot" && !snapshot_target(s.options, *command)) {
+      throw UsageError(kSnapshotNeedsServer);
+    }
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return kExitUsage;

@@ -318,6 +318,7 @@ std::vector<ServerStatus> KvClient::status_all() {
     s.last_log_index = reply->last_log_index;
     s.disk_full = reply->disk_full;
     s.peer_drops = reply->peer_drops;
+    if (reply->has_snapshot_index) s.snapshot_index = reply->snapshot_index;
     ++answered;
   }
 
@@ -329,6 +330,34 @@ std::vector<ServerStatus> KvClient::status_all() {
   }
   if (best != nullptr) leader_ = index_of(best->id);
   return statuses;
+}
+
+SnapshotResult KvClient::snapshot(const std::string& server_id) {
+  const auto idx = index_of(server_id);
+  if (!idx) throw std::invalid_argument("unknown server '" + server_id + "'");
+  SnapshotResult result;
+  result.node = server_id;
+  const auto start = Clock::now();
+  const auto until = start + milliseconds(std::max(config_.params.deadline_ms, 1));
+  socket_.send_to(servers_[*idx].endpoint, wire::encode(wire::SnapshotRequest{id_, server_id}));
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= until) break;
+    net::Endpoint from;
+    if (!socket_.receive(buffer_, from, std::chrono::ceil<milliseconds>(until - now))) continue;
+    auto decoded = wire::decode(buffer_);
+    auto* reply = std::get_if<wire::SnapshotReply>(&decoded);
+    // Anything else is late traffic of an earlier command (or from another
+    // server), not this answer.
+    if (reply == nullptr || reply->src != server_id) continue;
+    result.answered = true;
+    result.ok = reply->ok;
+    result.snapshot_index = reply->snapshot_index;
+    result.message = std::move(reply->message);
+    break;
+  }
+  result.latency = duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  return result;
 }
 
 }  // namespace client

@@ -54,6 +54,19 @@ struct ServerStatus {
   // Extensions of the reference node (empty / false from other nodes).
   bool disk_full = false;
   std::vector<std::pair<std::string, std::uint64_t>> peer_drops;
+  // The latest snapshot's index (0: none yet); nullopt when the node's reply
+  // has no snapshot_index (a node without snapshots).
+  std::optional<std::uint64_t> snapshot_index;
+};
+
+// The answer to an operator's snapshot request (docs/PROTOCOL.md part 2).
+struct SnapshotResult {
+  std::string node;       // the server asked
+  bool answered = false;  // a snapshot_reply came from it before the deadline
+  bool ok = false;        // it holds a snapshot at snapshot_index now
+  std::uint64_t snapshot_index = 0;
+  std::string message;  // its detail when !ok
+  std::chrono::microseconds latency{0};
 };
 
 class KvClient {
@@ -79,6 +92,12 @@ class KvClient {
   // One round of `status` to every server in parallel; a server that does not
   // answer within the request timeout is reported down. Config order.
   std::vector<ServerStatus> status_all();
+
+  // Asks one server to take a snapshot now and waits for its answer until
+  // the deadline (deadline_ms: writing a large state takes a while). Sent
+  // once, not retried: a retry would make a busy node write another one.
+  // Throws std::invalid_argument for a server id not in the config.
+  SnapshotResult snapshot(const std::string& server_id);
 
   // No command waits past `stop` (the bench uses it to end on time); commands
   // cut short by it return Unavailable.

@@ -169,6 +169,7 @@ wire::StatusReply Driver::status(const GateDrops& gate) const {
   r.peer_drops = {
       {"bad_entries", core.bad_entries},
       {"bad_mac", gate.bad_mac},
+      {"bad_snapshot", core.bad_snapshot},
       {"foreign_cluster", gate.foreign_cluster},
       {"future_read_round", core.future_read_round},
       {"malformed", gate.malformed},

@@ -168,6 +168,10 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
     handle_status(*status, from);
     return;
   }
+  if (auto* snapshot = std::get_if<wire::SnapshotRequest>(&decoded)) {
+    handle_snapshot_request(*snapshot, from);
+    return;
+  }
   // client_reply or status_reply sent to a node: not for us.
 }
 
@@ -239,6 +243,22 @@ void Server::handle_status(const wire::StatusRequest& request, const net::Endpoi
   wire::StatusReply r = driver_->status(gate);
   r.src = config_.id;
   r.dest = request.src;
+  socket_.send_to(from, wire::encode(r));
+}
+
+void Server::handle_snapshot_request(const wire::SnapshotRequest& request, const net::Endpoint& from) {
+  // The operator's request (docs/PROTOCOL.md part 2): like status, it is
+  // answered in any role; a failure to write the snapshot stops the node
+  // (fail-stop, as every storage error does), so a reply is always ok.
+  wire::SnapshotReply r;
+  r.src = config_.id;
+  r.dest = request.src;
+  const raft::Index before = driver_->core().snapshot().meta.index;
+  r.snapshot_index = driver_->take_snapshot();
+  r.ok = true;
+  if (r.snapshot_index == before) r.message = "nothing applied since the snapshot at index " + std::to_string(before);
+  log_.info("snapshot requested by " + request.src + " at " + from.to_string() + ": index " +
+            std::to_string(r.snapshot_index));
   socket_.send_to(from, wire::encode(r));
 }
 

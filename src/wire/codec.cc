@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wire/fields.h"
+#include "wire/snapshot_codec.h"
 
 namespace wire {
 namespace {
@@ -27,10 +28,13 @@ constexpr int kMaxNestingDepth = 32;
 static_assert(kMaxWireInteger == raft::kMaxNumber);
 
 using fields::Invalid;
+using fields::above_term;
 using fields::as_bool;
 using fields::as_string;
 using fields::as_u64;
+using fields::check_log_position;
 using fields::describe;
+using fields::dump;
 using fields::fail;
 using fields::find;
 using fields::get_bool;
@@ -40,6 +44,7 @@ using fields::get_string;
 using fields::get_string_or_empty;
 using fields::get_u64;
 using fields::get_u64_or;
+using fields::quote;
 using fields::require;
 
 bool nesting_too_deep(std::string_view text) {
@@ -190,6 +195,13 @@ StatusReply decode_status_reply(const json& doc, std::string src, std::string de
   r.last_log_index = get_u64(doc, "last_log_index");
   if (find(doc, "voted_for") != nullptr) r.voted_for = get_nullable_string(doc, "voted_for");
   r.disk_full = get_bool_or(doc, "disk_full", false);
+  // Optional (v1.1): a node without snapshots may not send it, and a tool
+  // shows "-" rather than a snapshot at index 0.
+  if (const json* v = find(doc, "snapshot_index"); v != nullptr) {
+    r.snapshot_index = as_u64(*v, "snapshot_index");
+  } else {
+    r.has_snapshot_index = false;
+  }
   if (const json* drops = find(doc, "peer_drops"); drops != nullptr) {
     if (!drops->is_object()) fail("peer_drops", "expected an object, got " + describe(*drops));
     for (const auto& [reason, count] : drops->items()) {
@@ -203,23 +215,6 @@ StatusReply decode_status_reply(const json& doc, std::string src, std::string de
 // candidate or follower builds the message (src/raft/raft.cc), so a message
 // that breaks one is corrupt or forged and is dropped whole before the core
 // sees it. The core re-checks the ones that guard its own safety.
-
-std::string above_term(std::uint64_t value, std::uint64_t term) {
-  return std::to_string(value) + " is above the message's term " + std::to_string(term);
-}
-
-// Index 0 means "before the log", whose term is 0; every real entry has a term
-// of at least 1. A pair that breaks this describes no possible log (a
-// request_vote claiming an empty log of term 99 would win votes it should not).
-void check_log_position(raft::Index index, raft::Term term, const char* index_name,
-                        const char* term_name) {
-  if (index == 0 && term != 0) {
-    fail(term_name, "must be 0 when " + std::string(index_name) + " is 0, got " + std::to_string(term));
-  }
-  if (index > 0 && term == 0) {
-    fail(term_name, "must be >= 1 when " + std::string(index_name) + " is " + std::to_string(index));
-  }
-}
 
 std::vector<raft::Entry> decode_entries(const json& doc, const raft::Message& m) {
   const json& list = require(doc, "entries", "entries");
@@ -301,7 +296,8 @@ raft::Message decode_raft(const json& doc, raft::MessageType type, std::string s
   m.term = get_u64(doc, "term");
   // Terms start at 1 and a candidate or leader always speaks in its own
   // (incremented) term; only replies may carry a node's initial term 0.
-  const bool request = type == raft::MessageType::RequestVote || type == raft::MessageType::AppendEntries;
+  const bool request = type == raft::MessageType::RequestVote || type == raft::MessageType::AppendEntries ||
+                       type == raft::MessageType::InstallSnapshot;
   if (request && m.term == 0) fail("term", "must be >= 1 (terms start at 1)");
   switch (type) {
     case raft::MessageType::RequestVote:
@@ -334,6 +330,12 @@ raft::Message decode_raft(const json& doc, raft::MessageType type, std::string s
       m.read_round = get_u64_or(doc, "read_round", 0);
       check_append_reply(m);
       break;
+    case raft::MessageType::InstallSnapshot:
+      snapshot_codec::decode_install_snapshot(doc, m);
+      break;
+    case raft::MessageType::InstallSnapshotReply:
+      snapshot_codec::decode_install_snapshot_reply(doc, m);
+      break;
   }
   return m;
 }
@@ -346,6 +348,8 @@ Decoded decode_document(const json& doc) {
   if (type == "client_reply") return decode_client_reply(doc, std::move(src), std::move(dest));
   if (type == "status") return StatusRequest{std::move(src), std::move(dest)};
   if (type == "status_reply") return decode_status_reply(doc, std::move(src), std::move(dest));
+  if (type == "snapshot") return SnapshotRequest{std::move(src), std::move(dest)};
+  if (type == "snapshot_reply") return snapshot_codec::decode_snapshot_reply(doc, std::move(src), std::move(dest));
   if (type == "request_vote") {
     return decode_raft(doc, raft::MessageType::RequestVote, std::move(src), std::move(dest));
   }
@@ -359,19 +363,16 @@ Decoded decode_document(const json& doc) {
     return decode_raft(doc, raft::MessageType::AppendEntriesReply, std::move(src),
                        std::move(dest));
   }
+  if (type == "install_snapshot") {
+    return decode_raft(doc, raft::MessageType::InstallSnapshot, std::move(src), std::move(dest));
+  }
+  if (type == "install_snapshot_reply") {
+    return decode_raft(doc, raft::MessageType::InstallSnapshotReply, std::move(src), std::move(dest));
+  }
   fail("type", "unknown message type '" + type + "'");
 }
 
-// ---- encoding ----
-
-// Encoding must not throw either: a string that is not valid UTF-8 (which
-// decode can never produce, but a caller might) is written with U+FFFD
-// instead of making dump() throw.
-std::string dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string quote(const std::string& text) { return dump(json(text)); }
+// ---- encoding (never throws either: see fields::dump) ----
 
 const char* type_name(raft::MessageType type) {
   switch (type) {
@@ -383,6 +384,10 @@ const char* type_name(raft::MessageType type) {
       return "append_entries";
     case raft::MessageType::AppendEntriesReply:
       return "append_entries_reply";
+    case raft::MessageType::InstallSnapshot:
+      return "install_snapshot";
+    case raft::MessageType::InstallSnapshotReply:
+      return "install_snapshot_reply";
   }
   return "unknown";
 }
@@ -483,11 +488,13 @@ Decoded decode(std::string_view datagram) {
 
 bool is_peer_type(std::string_view type) {
   return type == "request_vote" || type == "request_vote_reply" || type == "append_entries" ||
-         type == "append_entries_reply";
+         type == "append_entries_reply" || type == "install_snapshot" || type == "install_snapshot_reply";
 }
 
 std::string encode(const raft::Message& m) {
   if (m.type == raft::MessageType::AppendEntries) return encode_append_entries(m);
+  if (m.type == raft::MessageType::InstallSnapshot) return snapshot_codec::encode_install_snapshot(m);
+  if (m.type == raft::MessageType::InstallSnapshotReply) return snapshot_codec::encode_install_snapshot_reply(m);
   json j = envelope(type_name(m.type), m.from, m.to);
   j["term"] = m.term;
   switch (m.type) {
@@ -509,6 +516,8 @@ std::string encode(const raft::Message& m) {
       j["read_round"] = m.read_round;
       break;
     case raft::MessageType::AppendEntries:
+    case raft::MessageType::InstallSnapshot:
+    case raft::MessageType::InstallSnapshotReply:
       break;  // handled above
   }
   return dump(j);
@@ -551,6 +560,9 @@ std::string encode(const StatusReply& r) {
   j["last_log_index"] = r.last_log_index;
   j["voted_for"] = r.voted_for.empty() ? json(nullptr) : json(r.voted_for);
   j["disk_full"] = r.disk_full;
+  // Always written by a node (has_snapshot_index is true unless a decoder
+  // found the field missing); left out only to re-encode such a reply as it was.
+  if (r.has_snapshot_index) j["snapshot_index"] = r.snapshot_index;
   if (!r.peer_drops.empty()) {
     json drops = json::object();
     for (const auto& [reason, count] : r.peer_drops) drops[reason] = count;

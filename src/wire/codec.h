@@ -30,8 +30,10 @@ struct DecodeError {
   std::uint64_t seq = 0;  // client_request's seq when readable, else 0
 };
 
+// New alternatives go at the end, so code that relies on the index of an
+// existing one keeps working.
 using Decoded = std::variant<DecodeError, raft::Message, ClientRequest, ClientReply,
-                             StatusRequest, StatusReply>;
+                             StatusRequest, StatusReply, SnapshotRequest, SnapshotReply>;
 
 Decoded decode(std::string_view datagram);
 
@@ -43,5 +45,8 @@ std::string encode(const ClientRequest& request);
 std::string encode(const ClientReply& reply);
 std::string encode(const StatusRequest& request);
 std::string encode(const StatusReply& reply);
+// The operator's snapshot request and its reply (snapshot_codec.cc).
+std::string encode(const SnapshotRequest& request);
+std::string encode(const SnapshotReply& reply);
 
 }  // namespace wire

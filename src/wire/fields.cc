@@ -85,4 +85,24 @@ std::string get_nullable_string(const json& o, const char* key) {
   return v->get<std::string>();
 }
 
+std::string above_term(std::uint64_t value, std::uint64_t term) {
+  return std::to_string(value) + " is above the message's term " + std::to_string(term);
+}
+
+// A pair that breaks this describes no possible log (a request_vote claiming
+// an empty log of term 99 would win votes it should not).
+void check_log_position(std::uint64_t index, std::uint64_t term, const char* index_name,
+                        const char* term_name) {
+  if (index == 0 && term != 0) {
+    fail(term_name, "must be 0 when " + std::string(index_name) + " is 0, got " + std::to_string(term));
+  }
+  if (index > 0 && term == 0) {
+    fail(term_name, "must be >= 1 when " + std::string(index_name) + " is " + std::to_string(index));
+  }
+}
+
+std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string quote(const std::string& text) { return dump(json(text)); }
+
 }  // namespace wire::fields

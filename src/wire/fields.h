@@ -1,6 +1,7 @@
 // Readers for the fields of a parsed datagram, shared by the decoders in
-// codec.cc. Each one either returns a value that is valid on its own (right
-// JSON type, integers below 2^53) or throws Invalid naming the field.
+// codec.cc and snapshot_codec.cc. Each one either returns a value that is
+// valid on its own (right JSON type, integers below 2^53) or throws Invalid
+// naming the field. At the end, the two text helpers the encoders share.
 #pragma once
 
 #include <cstdint>
@@ -53,5 +54,20 @@ std::string get_nullable_string(const json& o, const char* key);
 // True for an integer the wire may carry (0 <= v <= kMaxWireInteger), so a
 // caller can test a value without the exception as_u64 would throw.
 bool is_wire_integer(const json& v);
+
+// Shared by the Raft message decoders (codec.cc, snapshot_codec.cc).
+// "V is above the message's term T".
+std::string above_term(std::uint64_t value, std::uint64_t term);
+// Index 0 is "before the log", of term 0; every real entry has a term >= 1.
+// Throws Invalid naming term_name when the pair describes no possible log.
+void check_log_position(std::uint64_t index, std::uint64_t term, const char* index_name,
+                        const char* term_name);
+
+// Compact JSON text that never throws: a string that is not valid UTF-8
+// (which decode can never produce, but a caller might) is written with
+// U+FFFD instead of making dump() throw.
+std::string dump(const json& value);
+// A string as a JSON string literal, quotes and escapes included.
+std::string quote(const std::string& text);
 
 }  // namespace wire::fields

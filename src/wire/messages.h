@@ -77,6 +77,9 @@ struct StatusReply {
   std::vector<std::pair<std::string, std::uint64_t>> peer_drops;
   // Extension (v1.1): index of the latest snapshot this node holds, 0 when none.
   std::uint64_t snapshot_index = 0;
+  // False only when decoded from a reply without the field (a node that has
+  // no snapshots), so a tool can show "unknown" rather than 0.
+  bool has_snapshot_index = true;
 
   bool operator==(const StatusReply&) const = default;
 };

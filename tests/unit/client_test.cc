@@ -75,6 +75,17 @@ class FakeServer {
     status_ = std::move(status);
   }
 
+  // Called on the server thread with each snapshot request; unset: ignore them.
+  using SnapshotScript = std::function<void(FakeServer& self, const wire::SnapshotRequest&, const net::Endpoint&)>;
+  void set_snapshot_script(SnapshotScript script) {
+    std::lock_guard lock(mutex_);
+    snapshot_script_ = std::move(script);
+  }
+  int snapshot_requests() {
+    std::lock_guard lock(mutex_);
+    return snapshot_requests_;
+  }
+
  private:
   void loop() {
     std::string buffer;
@@ -100,6 +111,14 @@ class FakeServer {
           answer->id = id_;
           send(from, wire::encode(*answer));
         }
+      } else if (auto* snapshot = std::get_if<wire::SnapshotRequest>(&decoded)) {
+        SnapshotScript script;
+        {
+          std::lock_guard lock(mutex_);
+          ++snapshot_requests_;
+          script = snapshot_script_;
+        }
+        if (script) script(*this, *snapshot, from);
       }
     }
   }
@@ -110,6 +129,8 @@ class FakeServer {
   std::mutex mutex_;
   std::vector<std::uint64_t> seqs_;
   std::optional<wire::StatusReply> status_;
+  SnapshotScript snapshot_script_;
+  int snapshot_requests_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;  // last: starts after everything it uses exists
 };
@@ -322,6 +343,68 @@ TEST(KvClient, StatusAllReportsDownServer) {
   EXPECT_GE(elapsed, 200ms);  // waited the request timeout for n2
   EXPECT_LT(elapsed, 600ms);  // one round only
   EXPECT_EQ(kv.known_leader(), "n1");
+}
+
+TEST(KvClient, StatusAllReportsSnapshotIndexOnlyWhenTheNodeDoes) {
+  FakeServer n1("n1", nullptr);
+  FakeServer n2("n2", nullptr);
+  wire::StatusReply status;
+  status.role = "follower";
+  status.snapshot_index = 40;
+  n1.set_status(status);
+  status.snapshot_index = 0;
+  status.has_snapshot_index = false;  // encoded without the field: a node without snapshots
+  n2.set_status(status);
+  client::KvClient kv(make_config({n1.ref(), n2.ref()}, 300, 1000), std::nullopt, std::nullopt, 7);
+  const auto statuses = kv.status_all();
+  ASSERT_EQ(statuses.size(), 2u);
+  ASSERT_TRUE(statuses[0].up && statuses[1].up);
+  EXPECT_EQ(statuses[0].snapshot_index, std::optional<std::uint64_t>(40));
+  EXPECT_EQ(statuses[1].snapshot_index, std::nullopt);
+}
+
+TEST(KvClient, SnapshotAsksOneServerAndWaitsForItsReply) {
+  FakeServer n1("n1", nullptr);
+  FakeServer n2("n2", nullptr);
+  n2.set_snapshot_script([](FakeServer& self, const wire::SnapshotRequest& request, const net::Endpoint& from) {
+    // Noise first: another server's reply, and a late client_reply.
+    self.send(from, wire::encode(wire::SnapshotReply{"n1", request.src, true, 999, ""}));
+    self.send(from, wire::encode(wire::ClientReply{"n2", request.src, 1, true, "v", "", "", ""}));
+    std::this_thread::sleep_for(50ms);  // taking it takes a while
+    self.send(from, wire::encode(wire::SnapshotReply{"n2", request.src, true, 1200, ""}));
+  });
+  client::KvClient kv(make_config({n1.ref(), n2.ref()}, 20, 1000), std::nullopt, std::nullopt, 7);
+  const client::SnapshotResult r = kv.snapshot("n2");
+  EXPECT_TRUE(r.answered);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.node, "n2");
+  EXPECT_EQ(r.snapshot_index, 1200u);
+  EXPECT_GE(r.latency, 50ms);  // past the 20 ms request timeout: the deadline is what counts
+  EXPECT_EQ(n2.snapshot_requests(), 1);  // sent once, not retried
+  EXPECT_EQ(n1.snapshot_requests(), 0);
+
+  n1.set_snapshot_script([](FakeServer& self, const wire::SnapshotRequest& request, const net::Endpoint& from) {
+    self.send(from, wire::encode(wire::SnapshotReply{self.id(), request.src, false, 7, "disk full: data/n1"}));
+  });
+  const client::SnapshotResult refused = kv.snapshot("n1");
+  EXPECT_TRUE(refused.answered);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.snapshot_index, 7u);
+  EXPECT_EQ(refused.message, "disk full: data/n1");
+  EXPECT_THROW(kv.snapshot("n9"), std::invalid_argument);
+}
+
+TEST(KvClient, SnapshotWithoutReplyGivesUpAtTheDeadline) {
+  FakeServer n1("n1", nullptr);  // a node that ignores snapshot requests
+  client::KvClient kv(make_config({n1.ref()}, 50, 300), std::nullopt, std::nullopt, 7);
+  const auto start = Clock::now();
+  const client::SnapshotResult r = kv.snapshot("n1");
+  const auto elapsed = Clock::now() - start;
+  EXPECT_FALSE(r.answered);
+  EXPECT_FALSE(r.ok);
+  EXPECT_GE(elapsed, 300ms);
+  EXPECT_LT(elapsed, 800ms);
+  EXPECT_EQ(n1.snapshot_requests(), 1);
 }
 
 TEST(KvClient, RejectsUnknownPinnedServer) {

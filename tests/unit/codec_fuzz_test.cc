@@ -20,6 +20,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -47,7 +48,9 @@ bool same(const raft::Message& a, const raft::Message& b) {
          a.entries == b.entries && a.leader_commit == b.leader_commit &&
          a.read_round == b.read_round && a.success == b.success && a.match_index == b.match_index &&
          a.reject_index == b.reject_index && a.conflict_index == b.conflict_index &&
-         a.conflict_term == b.conflict_term;
+         a.conflict_term == b.conflict_term && a.last_included_index == b.last_included_index &&
+         a.last_included_term == b.last_included_term && a.offset == b.offset && a.total_bytes == b.total_bytes &&
+         a.done == b.done && a.data == b.data;
 }
 
 bool same(const wire::Decoded& a, const wire::Decoded& b) {
@@ -74,15 +77,18 @@ std::string violation(const wire::Decoded& d) {
   }
   if (const auto* r = std::get_if<wire::ClientReply>(&d)) return big(r->seq) ? "client_reply seq" : "";
   if (const auto* s = std::get_if<wire::StatusReply>(&d)) {
-    return big(s->term) || big(s->commit_index) || big(s->last_applied) || big(s->last_log_index)
+    return big(s->term) || big(s->commit_index) || big(s->last_applied) || big(s->last_log_index) ||
+                   big(s->snapshot_index) || (!s->has_snapshot_index && s->snapshot_index != 0)
                ? "status_reply number"
                : "";
   }
+  if (const auto* r = std::get_if<wire::SnapshotReply>(&d)) return big(r->snapshot_index) ? "snapshot_reply index" : "";
   const auto* m = std::get_if<raft::Message>(&d);
   if (m == nullptr) return "";
   if (big(m->term) || big(m->last_log_index) || big(m->last_log_term) || big(m->prev_log_index) ||
       big(m->prev_log_term) || big(m->leader_commit) || big(m->read_round) || big(m->match_index) ||
-      big(m->reject_index) || big(m->conflict_index) || big(m->conflict_term)) {
+      big(m->reject_index) || big(m->conflict_index) || big(m->conflict_term) || big(m->last_included_index) ||
+      big(m->last_included_term) || big(m->offset) || big(m->total_bytes)) {
     return "raft number above 2^53";
   }
   switch (m->type) {
@@ -115,6 +121,16 @@ std::string violation(const wire::Decoded& d) {
         return "rejection with match_index or conflict_index beyond reject_index";
       }
       if (m->conflict_term > m->term) return "conflict_term above term";
+      return "";
+    case raft::MessageType::InstallSnapshot:
+      if (m->term == 0) return "install_snapshot term 0";
+      if (m->last_included_term > m->term) return "last_included_term above term";
+      if ((m->last_included_index == 0) != (m->last_included_term == 0)) return "impossible snapshot position";
+      if (m->total_bytes == 0) return "empty snapshot";
+      if (m->offset > m->total_bytes || m->data.size() > m->total_bytes - m->offset) return "chunk past the end";
+      if (m->done != (m->offset + m->data.size() == m->total_bytes)) return "done not on the last chunk";
+      return "";
+    case raft::MessageType::InstallSnapshotReply:
       return "";
   }
   return "unknown raft type";
@@ -239,13 +255,15 @@ std::string random_valid(Rng& rng, Checker& checker) {
 }
 
 // Real traffic: a three-node cluster of cores with loss, reordering,
-// duplication and crashes, every message passing through the codec. The
-// codec's rules must hold for whatever the reference core sends.
+// duplication, crashes and snapshots (of random bytes, up to three chunks,
+// sent to whoever was cut off too long), every message passing through the
+// codec. The codec's rules must hold for whatever the reference core sends.
 std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<std::string, int>& seen) {
   const std::vector<raft::NodeId> ids = {"n1", "n2", "n3"};
   struct Disk {
     raft::HardState hard_state;
-    std::vector<raft::Entry> entries;
+    std::optional<raft::Snapshot> snapshot;
+    std::vector<raft::Entry> entries;  // contiguous, from index 1 or after an installed snapshot
   };
   std::map<raft::NodeId, Disk> disks;
   std::map<raft::NodeId, std::unique_ptr<raft::Raft>> nodes;
@@ -257,7 +275,24 @@ std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<st
     }
     c.rng_seed = rng();
     c.max_append_entries = 8;
-    nodes[id] = std::make_unique<raft::Raft>(c, raft::Recovered{disks[id].hard_state, disks[id].entries});
+    const Disk& d = disks[id];
+    raft::Recovered recovered;
+    recovered.hard_state = d.hard_state;
+    recovered.snapshot = d.snapshot;
+    recovered.entries = d.snapshot ? raft::entries_after_snapshot(d.snapshot->meta, d.entries) : d.entries;
+    nodes[id] = std::make_unique<raft::Raft>(c, std::move(recovered));
+  };
+  // The shell's part of a snapshot: the state at last_applied (any bytes do:
+  // the core never reads them), durable, then handed to the core.
+  const auto take_snapshot = [&](const raft::NodeId& id) {
+    raft::Raft& r = *nodes[id];
+    const raft::Index applied = r.last_applied();
+    if (applied <= r.snapshot().meta.index) return;
+    std::string bytes(1 + below(rng, 3 * r.config().max_snapshot_chunk_bytes), '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    raft::Snapshot snapshot{{applied, r.log().term(applied)}, std::make_shared<const std::string>(std::move(bytes))};
+    disks[id].snapshot = snapshot;
+    r.snapshot_taken(std::move(snapshot), applied - std::min<raft::Index>(applied, below(rng, 4)));
   };
   for (const auto& id : ids) start(id);
 
@@ -269,9 +304,13 @@ std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<st
     while (r.has_ready()) {
       raft::Ready rd = r.ready();
       Disk& d = disks[id];
+      if (rd.snapshot) {
+        d.snapshot = *rd.snapshot;
+        if (rd.snapshot_resets_log) d.entries.clear();
+      }
       if (rd.hard_state) d.hard_state = *rd.hard_state;
       if (!rd.entries.empty()) {
-        d.entries.resize(rd.entries.front().index - 1);
+        while (!d.entries.empty() && d.entries.back().index >= rd.entries.front().index) d.entries.pop_back();
         d.entries.insert(d.entries.end(), rd.entries.begin(), rd.entries.end());
       }
       for (const raft::Message& m : rd.messages) {
@@ -288,6 +327,8 @@ std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<st
         if (m.type == raft::MessageType::AppendEntries && !m.entries.empty()) ++seen[type + " with entries"];
         if (m.type == raft::MessageType::AppendEntriesReply && !m.success) ++seen[type + " rejecting"];
         if (m.conflict_term > 0) ++seen[type + " with conflict_term"];
+        if (m.type == raft::MessageType::InstallSnapshot && m.done) ++seen[type + " last chunk"];
+        if (m.type == raft::MessageType::InstallSnapshotReply && m.done) ++seen[type + " done"];
         if (corpus.size() < 3000 && chance(rng, 4)) corpus.push_back(text);
         in_flight.push_back(*decoded);
       }
@@ -315,7 +356,11 @@ std::vector<std::string> cluster_traffic(Rng& rng, Checker& checker, std::map<st
         nodes[id]->read_index(rng());
         break;
       case 4:
-        if (chance(rng, 40)) start(id);  // crash and restart from disk
+        if (chance(rng, 40)) {
+          start(id);  // crash and restart from disk
+        } else if (chance(rng, 20)) {
+          take_snapshot(id);
+        }
         break;
       default:
         if (in_flight.empty()) break;
@@ -363,7 +408,9 @@ TEST(CodecFuzz, ReferenceCoreTrafficPassesTheCodec) {
   }
   for (const auto& [kind, count] : seen) std::cout << "  " << kind << ": " << count << "\n";
   // Every message type the core sends went through the checks.
-  for (const char* type : {"request_vote", "request_vote_reply", "append_entries", "append_entries_reply"}) {
+  for (const char* type : {"request_vote", "request_vote_reply", "append_entries", "append_entries_reply",
+                           "install_snapshot", "install_snapshot_reply", "install_snapshot last chunk",
+                           "install_snapshot_reply done"}) {
     EXPECT_GT(seen[type], 0) << type;
   }
   // Mutations of real traffic, which has realistic relations between fields.

@@ -77,7 +77,7 @@ inline raft::Message random_raft(Rng& rng) {
   m.to = server_id(rng);
   const raft::Term term = in_range(rng, 1, kMaxWireInteger);
   m.term = term;
-  switch (below(rng, 4)) {
+  switch (below(rng, 6)) {
     case 0:
       m.type = raft::MessageType::RequestVote;
       m.pre_vote = chance(rng, 2);
@@ -107,6 +107,28 @@ inline raft::Message random_raft(Rng& rng) {
       }
       break;
     }
+    case 4: {
+      m.type = raft::MessageType::InstallSnapshot;
+      m.last_included_index = chance(rng, 8) ? 0 : in_range(rng, 1, kMaxWireInteger);
+      m.last_included_term = m.last_included_index == 0 ? 0 : in_range(rng, 1, term);
+      m.total_bytes = in_range(rng, 1, kMaxWireInteger);
+      // Any bytes at all: the chunk is a slice of a binary snapshot.
+      m.data.resize(std::min<std::uint64_t>(below(rng, 80), m.total_bytes));
+      for (char& c : m.data) c = static_cast<char>(rng());
+      // Often the last chunk, which must say done; otherwise anywhere inside.
+      m.offset = chance(rng, 2) ? m.total_bytes - m.data.size() : in_range(rng, 0, m.total_bytes - m.data.size());
+      m.done = m.offset + m.data.size() == m.total_bytes;
+      m.read_round = in_range(rng, 0, kMaxWireInteger);
+      break;
+    }
+    case 5:
+      m.type = raft::MessageType::InstallSnapshotReply;
+      m.term = in_range(rng, 0, kMaxWireInteger);
+      m.last_included_index = in_range(rng, 0, kMaxWireInteger);
+      m.offset = in_range(rng, 0, kMaxWireInteger);
+      m.done = chance(rng, 2);
+      m.read_round = in_range(rng, 0, kMaxWireInteger);
+      break;
     default:
       m.type = raft::MessageType::AppendEntriesReply;
       m.term = in_range(rng, 0, kMaxWireInteger);
@@ -129,7 +151,7 @@ inline wire::Decoded random_message(Rng& rng) {
   static const std::vector<std::string> errors = {"not_leader", "cas_failed", "bad_request", "too_large"};
   static const std::vector<std::string> roles = {"leader", "follower", "candidate"};
   wire::Decoded expected;
-  switch (below(rng, 6)) {
+  switch (below(rng, 8)) {
     case 0: {
       wire::ClientRequest r{client_id(rng), server_id(rng), in_range(rng, 1, kMaxWireInteger),
                             static_cast<wire::Op>(below(rng, 4)), "k" + random_text(rng, 8), "", "", false};
@@ -152,14 +174,28 @@ inline wire::Decoded random_message(Rng& rng) {
     case 2:
       expected = wire::StatusRequest{client_id(rng), server_id(rng)};
       break;
-    case 3:
-      expected = wire::StatusReply{server_id(rng), client_id(rng), server_id(rng), pick(rng, roles),
-                                   in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
-                                   in_range(rng, 0, kMaxWireInteger), in_range(rng, 0, kMaxWireInteger),
-                                   in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
-                                   chance(rng, 2),
-                                   {{"bad_mac", in_range(rng, 0, kMaxWireInteger)}, {"no_mac", 1}}};
+    case 3: {
+      wire::StatusReply r{server_id(rng), client_id(rng), server_id(rng), pick(rng, roles),
+                          in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
+                          in_range(rng, 0, kMaxWireInteger), in_range(rng, 0, kMaxWireInteger),
+                          in_range(rng, 0, kMaxWireInteger), chance(rng, 2) ? server_id(rng) : "",
+                          chance(rng, 2),
+                          {{"bad_mac", in_range(rng, 0, kMaxWireInteger)}, {"no_mac", 1}}};
+      // A reply without the field (a node without snapshots) carries 0.
+      r.has_snapshot_index = !chance(rng, 8);
+      r.snapshot_index = r.has_snapshot_index ? in_range(rng, 0, kMaxWireInteger) : 0;
+      expected = r;
       break;
+    }
+    case 4:
+      expected = wire::SnapshotRequest{client_id(rng), server_id(rng)};
+      break;
+    case 5: {
+      wire::SnapshotReply r{server_id(rng), client_id(rng), chance(rng, 2), in_range(rng, 0, kMaxWireInteger), ""};
+      if (chance(rng, 2)) r.message = random_text(rng, 20);
+      expected = r;
+      break;
+    }
     default:
       expected = random_raft(rng);
       break;

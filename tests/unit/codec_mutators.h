@@ -146,7 +146,8 @@ inline std::string mutate(Rng& rng, const std::string& text, const std::vector<s
     case 6: {  // duplicate keys, first or last (which one wins must not matter)
       static const std::vector<std::string> keys = {
           "type", "src", "dest", "term", "seq", "op", "key", "success", "match_index", "entries",
-          "prev_log_index", "prev_log_term", "last_log_term", "leader_commit", "ok", "role"};
+          "prev_log_index", "prev_log_term", "last_log_term", "leader_commit", "ok", "role",
+          "last_included_index", "last_included_term", "offset", "total_bytes", "done", "data", "snapshot_index"};
       const std::string pair = "\"" + pick(rng, keys) + "\":" +
                                (chance(rng, 2) ? pick(rng, kNumberTokens) : "\"" + client_id(rng) + "\"");
       if (s.size() < 2) return s;

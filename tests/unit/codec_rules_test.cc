@@ -129,7 +129,7 @@ std::vector<IntegerFields> integer_fields() {
       {client_request_with("seq", 12), {"/seq"}},
       {R"({"type":"client_reply","src":"n2","dest":"c7","seq":12,"ok":true,"value":"5"})", {"/seq"}},
       {wire::encode(wire::StatusReply{"n1", "c7", "n1", "leader", 4, "n1", 120, 120, 121, "n1", false, {}}),
-       {"/term", "/commit_index", "/last_applied", "/last_log_index"}},
+       {"/term", "/commit_index", "/last_applied", "/last_log_index", "/snapshot_index"}},
       {R"({"type":"request_vote","src":"n1","dest":"n2","term":3,"last_log_index":4,"last_log_term":2})",
        {"/term", "/last_log_index", "/last_log_term"}},
       {R"({"type":"request_vote_reply","src":"n2","dest":"n1","term":3,"vote_granted":true})", {"/term"}},
@@ -139,6 +139,13 @@ std::vector<IntegerFields> integer_fields() {
       {reply + R"("success":true,"match_index":4})", {"/term", "/match_index", "/read_round"}},
       {reply + R"("success":false,"match_index":0,"reject_index":8,"conflict_index":6,"conflict_term":2})",
        {"/term", "/reject_index", "/conflict_index", "/conflict_term", "/read_round"}},
+      {R"({"type":"install_snapshot","src":"n1","dest":"n2","term":5,"last_included_index":100,)"
+       R"("last_included_term":4,"offset":3,"total_bytes":6,"done":true,"read_round":7,"data":"AP8h"})",
+       {"/term", "/last_included_index", "/last_included_term", "/offset", "/total_bytes", "/read_round"}},
+      {R"({"type":"install_snapshot_reply","src":"n2","dest":"n1","term":5,"last_included_index":100,)"
+       R"("offset":3,"done":false,"read_round":7})",
+       {"/term", "/last_included_index", "/offset", "/read_round"}},
+      {R"({"type":"snapshot_reply","src":"n1","dest":"c1","ok":true,"snapshot_index":42})", {"/snapshot_index"}},
   };
 }
 

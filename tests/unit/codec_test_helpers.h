@@ -1,4 +1,5 @@
-// Shared by the codec's unit tests (codec_test.cc, codec_rules_test.cc):
+// Shared by the codec's unit tests (codec_test.cc, codec_rules_test.cc,
+// codec_snapshot_test.cc):
 // decoding with a failure that names the input, and sample messages.
 #pragma once
 
@@ -80,6 +81,12 @@ inline void expect_same(const raft::Message& a, const raft::Message& b) {
   EXPECT_EQ(a.reject_index, b.reject_index);
   EXPECT_EQ(a.conflict_index, b.conflict_index);
   EXPECT_EQ(a.conflict_term, b.conflict_term);
+  EXPECT_EQ(a.last_included_index, b.last_included_index);
+  EXPECT_EQ(a.last_included_term, b.last_included_term);
+  EXPECT_EQ(a.offset, b.offset);
+  EXPECT_EQ(a.total_bytes, b.total_bytes);
+  EXPECT_EQ(a.done, b.done);
+  EXPECT_EQ(a.data, b.data);
 }
 
 inline raft::Message round_trip(const raft::Message& m) {

@@ -23,6 +23,9 @@ struct Recorder : node::Storage, node::Transport {
     events.push_back("sync");
     if (fail_sync) throw std::runtime_error("fsync failed");
   }
+  void save_snapshot(const raft::Snapshot&) override { events.push_back("snapshot"); }
+  void compact_log(raft::Index) override { events.push_back("compact"); }
+  void reset_log(raft::Index) override { events.push_back("reset"); }
   void send(const raft::Message&) override { events.push_back("send"); }
   void reply(const net::Endpoint&, const wire::ClientReply& r) override {
     events.push_back("reply");
@@ -124,7 +127,7 @@ TEST(Driver, StatusReportsTheCoreAndTheGateCounts) {
   EXPECT_EQ(s.role, "leader");
   EXPECT_EQ(s.leader, "n1");
   EXPECT_TRUE(s.src.empty());
-  ASSERT_EQ(s.peer_drops.size(), 10u);
+  ASSERT_EQ(s.peer_drops.size(), 11u);
   EXPECT_EQ(s.peer_drops[1], (std::pair<std::string, std::uint64_t>{"bad_mac", 3}));
 }
 
