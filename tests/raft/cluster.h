@@ -4,10 +4,11 @@
 // as the exact sequence of events it pins down.
 //
 // The shell contract of raft.h is followed literally when a Ready is
-// handled: persist hard state and entries (the Disk), then hand the messages
-// to the network (the queue), then apply committed entries and serve reads,
-// then advance(). A crash keeps only the Disk, so whatever a node did since
-// its last handled Ready is lost, as on a real machine.
+// handled: persist a received snapshot, hard state and entries (the Disk),
+// then hand the messages to the network (the queue), then apply committed
+// entries to the node's toy state machine and serve reads, then advance(). A
+// crash keeps only the Disk, so whatever a node did since its last handled
+// Ready is lost, as on a real machine.
 #pragma once
 
 #include <cstdint>
@@ -22,10 +23,27 @@
 
 namespace transcript {
 
-// What survives a crash: the term/vote file and the log.
+// What survives a crash: the term/vote file, the latest snapshot and the log.
 struct Disk {
   raft::HardState hard_state;
-  std::vector<raft::Entry> entries;  // entries[i - 1] has index i
+  std::optional<raft::Snapshot> snapshot;
+  // Contiguous, but not necessarily from 1: a compacted log starts after a
+  // base (at or before the snapshot's index), a reset one after the snapshot.
+  std::vector<raft::Entry> entries;
+};
+
+// A node's state machine, as small as can show what Raft promises it: the
+// data of every applied entry ("noop" for a no-op), in order, so the k-th
+// item is entry k. Its serialization, the items joined with commas, is the
+// snapshot's data; an installed or recovered snapshot replaces it. Applying
+// anything but entry applied + 1 is an error (an entry lost or applied
+// twice), and so is installing a snapshot older than what it holds.
+struct ToyStateMachine {
+  raft::Index applied = 0;
+  std::string state;
+
+  void apply(const raft::Entry& e, const std::string& who);
+  void restore(const raft::Snapshot& s, const std::string& who);
 };
 
 // Which queued messages a command acts on; an unset field matches anything.
@@ -34,6 +52,7 @@ struct MessageFilter {
   int to = 0;
   std::optional<raft::MessageType> type;
   std::optional<std::uint64_t> round;  // read_round
+  std::optional<std::uint64_t> offset;  // install_snapshot: where its data starts
   bool matches(const raft::Message& m) const;
 };
 
@@ -50,6 +69,8 @@ struct NodeOptions {
   int election_ticks_max = 10;
   std::size_t max_append_entries = 64;
   std::size_t max_pending_reads = 4096;
+  std::size_t max_snapshot_chunk_bytes = 32 * 1024;
+  std::size_t max_inflight_snapshot_chunks = 8;
 };
 
 class Cluster {
@@ -72,11 +93,23 @@ class Cluster {
   void inject(const raft::Message& m);  // steps a hand-written message into m.to
 
   // Handles the Readies of the given nodes (all nodes up when empty) until
-  // each has none. Returns whether any Ready was handled.
-  bool process_ready(const std::vector<int>& nodes);
+  // each has none. Returns whether any Ready was handled. With
+  // crash_after_snapshot, a node whose Ready carries a received snapshot
+  // saves that snapshot and crashes before anything else of the Ready is
+  // persisted (the log is neither compacted nor reset, the hard state not
+  // written): the first step of the shell's install, alone on the disk.
+  bool process_ready(const std::vector<int>& nodes, bool crash_after_snapshot = false);
   // Delivers (or drops) the queued messages the filter matches, in queue
-  // order; at most `count` of them when count > 0. Returns how many matched.
-  int deliver(const MessageFilter& filter, bool drop, int count);
+  // order; at most `count` of them when count > 0. With `keep` a copy is
+  // delivered and the original stays queued where it was (a duplicate).
+  // Returns how many matched.
+  int deliver(const MessageFilter& filter, bool drop, int count, bool keep = false);
+  // Takes the matching queued messages off the network (or, with `copy`,
+  // copies of them, the originals staying queued) until release() puts them
+  // back at the end of the queue: a slow path, so they arrive late. Both
+  // return how many matched.
+  int hold(const MessageFilter& filter, bool copy, int count);
+  int release(const MessageFilter& filter, int count);
   // process_ready + deliver until nothing is left; throws after `bound` rounds.
   void stabilize(int bound = 200);
 
@@ -84,6 +117,15 @@ class Cluster {
   void heal();
   void crash(int n);
   void restart(int n);
+
+  // The node snapshots its state machine at its last applied index, as the
+  // node's driver does: saves it on its Disk, hands it to the core with
+  // snapshot_taken(s, last_applied - keep) and compacts the Disk's log
+  // through the index the core returns. With crash_before_compact the node
+  // crashes once the snapshot is on its Disk, before anything is compacted.
+  void snapshot(int n, raft::Index keep, bool crash_before_compact);
+  const ToyStateMachine& state_machine(int n) const { return machines_.at(index(n)); }
+  void print_state(int n);  // 0: every node
 
   void print_log(int n);
   void print_status(int n);  // 0: every node
@@ -104,6 +146,7 @@ class Cluster {
   void report_changes(int n, const Observed& before, const std::string& indent);
   bool connected(int a, int b) const;
   void start(int n);
+  void persist(int n, const raft::Ready& rd, const std::string& indent);
 
   std::vector<std::string>& out_;
   NodeOptions options_;
@@ -114,9 +157,11 @@ class Cluster {
   std::vector<raft::InvariantMonitor> monitors_;
   void check(int n);
   std::vector<Disk> disks_;
+  std::vector<ToyStateMachine> machines_;  // lost in a crash, rebuilt from the Disk's snapshot
   std::vector<int> restarts_;
   std::vector<int> group_;  // partition group per node; all equal when healed
   std::deque<raft::Message> queue_;  // the network, in send order
+  std::deque<raft::Message> held_;   // taken off it by hold(), until release()
   std::string indent_;  // stabilize nests what it prints under headers
 };
 
