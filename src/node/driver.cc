@@ -28,12 +28,13 @@ const char* role_name(raft::Role role) {
 }
 
 Driver::Driver(raft::Config config, raft::Recovered recovered, Storage& storage, Transport& transport,
-               const logging::Logger& log, DriverOptions options, Observer* observer)
+               const logging::Logger& log, DriverOptions options, Observer* observer, Snapshotter* snapshotter)
     : storage_(storage),
       transport_(transport),
       log_(log),
       options_(std::move(options)),
       observer_(observer != nullptr ? observer : &no_observer()),
+      snapshotter_(snapshotter),
       core_(std::move(config), std::move(recovered)) {
   // The core keeps the recovered snapshot to send to followers; the state
   // machine starts from it (thesis §5.1), then applies the log after it.

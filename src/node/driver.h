@@ -53,6 +53,36 @@ class Storage {
   virtual void reset_log(raft::Index after) = 0;
 };
 
+// Writes a snapshot off the event loop. The node's is a forked child
+// (node/background_snapshot.h); the simulator and the unit tests have none,
+// and the driver then takes every snapshot synchronously, as before.
+class Snapshotter {
+ public:
+  // A finished snapshot: durable in the snapshot file, its data in memory
+  // for the core (which sends it to lagging followers).
+  struct Finished {
+    raft::Snapshot snapshot;
+    std::string figures;  // where the time went, for the driver's log line
+  };
+  virtual ~Snapshotter() = default;
+  // Starts writing `state` as the snapshot at `meta` (state as of
+  // meta.index). False when it cannot (the driver then writes it
+  // synchronously). Requires !busy().
+  virtual bool start(const raft::SnapshotMeta& meta, const kv::StateMachine& state) = 0;
+  // From a start() that returned true until poll() returned the snapshot,
+  // cancel(), or poll() threw.
+  virtual bool busy() const = 0;
+  virtual const raft::SnapshotMeta& started() const = 0;  // when busy()
+  // Called once per event-loop turn while busy(); each call does bounded
+  // work. Returns the snapshot once it is durable and read back. Throws
+  // storage::StorageError (DiskFull for a full disk) when writing it failed.
+  virtual std::optional<Finished> poll() = 0;
+  // Stops a started snapshot: on return nothing of it can reach the
+  // snapshot file any more (what it wrote so far is left or removed, never
+  // half-renamed). Nothing when not busy().
+  virtual void cancel(const std::string& reason) = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -122,10 +152,12 @@ const char* role_name(raft::Role role);
 
 class Driver {
  public:
-  // `observer` may be null. Storage, transport, log and observer must
-  // outlive the driver.
+  // `observer` and `snapshotter` may be null (no snapshotter: every
+  // snapshot is synchronous). Storage, transport, log, observer and
+  // snapshotter must outlive the driver.
   Driver(raft::Config config, raft::Recovered recovered, Storage& storage, Transport& transport,
-         const logging::Logger& log, DriverOptions options = {}, Observer* observer = nullptr);
+         const logging::Logger& log, DriverOptions options = {}, Observer* observer = nullptr,
+         Snapshotter* snapshotter = nullptr);
   Driver(const Driver&) = delete;
   Driver& operator=(const Driver&) = delete;
 
@@ -141,9 +173,16 @@ class Driver {
   void process_ready();
 
   // Takes a snapshot of the state machine at last_applied() now (the admin
-  // request), if anything was applied since the last one. Returns its index
+  // request), if anything was applied since the last one, synchronously: a
+  // background snapshot still running is cancelled first (this one is newer,
+  // and the older one must not be renamed over it later). Returns its index
   // (the previous one when nothing new was applied).
   raft::Index take_snapshot();
+  // Advances a background snapshot a threshold started (Snapshotter::poll)
+  // and, once it is durable and read back, hands it to the core and compacts
+  // the stored log. The node calls it once per event-loop turn; nothing
+  // without a snapshotter or while none runs.
+  void poll_snapshot();
 
   // The status reply without src and dest (the caller addresses it).
   wire::StatusReply status(const GateDrops& gate = {}) const;
@@ -163,6 +202,10 @@ class Driver {
   void serve_read(std::uint64_t ctx);
   void answer_writes_of_lost_leadership();
   void maybe_take_snapshot();
+  bool start_background_snapshot();
+  void cancel_background_snapshot(const std::string& reason);
+  // A snapshot is durable: the core keeps it and the stored log is compacted.
+  void snapshot_durable(raft::Snapshot snapshot, const std::string& figures);
   void install_snapshot(const raft::Snapshot& snapshot, bool resets_log);
 
   void reply(const net::Endpoint& to, wire::ClientReply reply);
@@ -178,6 +221,7 @@ class Driver {
   const logging::Logger& log_;
   DriverOptions options_;
   Observer* observer_;
+  Snapshotter* snapshotter_;
   raft::Raft core_;
   kv::StateMachine state_machine_;
 
@@ -204,6 +248,9 @@ class Driver {
 
   raft::Index last_applied_ = 0;
   std::uint64_t applied_bytes_since_snapshot_ = 0;  // entry data applied since the last snapshot
+  // applied_bytes_since_snapshot_ when the running background snapshot
+  // started: what its completion takes off (bytes applied since count on).
+  std::uint64_t applied_bytes_at_background_start_ = 0;
   bool was_leader_ = false;  // as of the last advance(): pending writes belong to that leadership
 };
 

@@ -1,6 +1,7 @@
 #include "node/server.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 
@@ -69,13 +70,18 @@ Server::Server(config::ServerConfig config, Options options)
                    : std::string()) +
               "): serving as a follower and reads only; writes are answered busy. Free space and restart.");
   }
+  if (const char* sync = std::getenv("RAFTKV_SYNC_SNAPSHOTS"); sync != nullptr && std::string(sync) == "1") {
+    log_.info("RAFTKV_SYNC_SNAPSHOTS=1: snapshots are written on the event loop");
+  } else {
+    background_ = std::make_unique<BackgroundSnapshot>(snapshot_store_, log_);
+  }
   // The bases are private (nobody else may call them); the conversions
   // are made here, where they are accessible.
   Storage& storage = *this;
   Transport& transport = *this;
   Observer* observer = this;
   driver_ = std::make_unique<Driver>(std::move(rc), std::move(recovered), storage, transport, log_,
-                                     std::move(driver_options), observer);
+                                     std::move(driver_options), observer, background_.get());
   last_term_ = driver_->core().current_term();
   log_.info("listening on " + config_.listen.to_string() + " with " + std::to_string(config_.peers.size()) +
             " peers; heartbeat " + std::to_string(config_.params.heartbeat_interval_ms) + " ms, election timeout " +
@@ -112,8 +118,15 @@ int Server::run(const std::atomic<bool>& stop) {
       for (int i = 0; i < due; ++i) driver_->tick();
       next_tick = now + tick;
     }
+    // A background snapshot is checked every turn (the wait above is at
+    // most a tick): its child's exit is seen within a tick, and its
+    // read-back takes a bounded slice of each turn.
+    driver_->poll_snapshot();
     driver_->process_ready();
   }
+  // A half-written snapshot is not worth waiting for: the log still holds
+  // everything it would cover.
+  if (background_) background_->cancel("the node is stopping");
   log_.info("stopping (signal); term " + std::to_string(driver_->core().current_term()) + ", commit index " +
             std::to_string(driver_->core().commit_index()));
   return 0;
@@ -212,7 +225,11 @@ void Server::log_recovery(const storage::RecoveryReport& report, const raft::Rec
   }
   for (const std::string& path : lr.removed_temp_files) log_.info("recovery: removed " + path + ", left by a crash");
   if (report.removed_snapshot_temp) {
-    log_.info("recovery: removed an unfinished snapshot.tmp (" + n(report.removed_snapshot_temp_bytes) +
+    std::string names;
+    for (const std::string& path : snapshot_store_.removed_temp_files()) {
+      names += (names.empty() ? "" : ", ") + path.substr(path.rfind('/') + 1);
+    }
+    log_.info("recovery: removed an unfinished " + names + " (" + n(report.removed_snapshot_temp_bytes) +
               " bytes) left by a crash");
   }
   if (lr.replaced_empty_old_file) log_.info("recovery: replaced an empty log file of an older version");
@@ -246,10 +263,26 @@ void Server::handle_status(const wire::StatusRequest& request, const net::Endpoi
   socket_.send_to(from, wire::encode(r));
 }
 
+void Server::save_snapshot(const raft::Snapshot& snapshot) {
+  // The driver cancels a background writer before every save; checked here
+  // as well, because an older snapshot renamed over this one later would
+  // roll the node back.
+  if (background_ && background_->busy()) {
+    log_.error("saving a snapshot at index " + std::to_string(snapshot.meta.index) +
+               " while a background one runs: cancelling it");
+    background_->cancel("a snapshot is being saved");
+  }
+  snapshot_store_.save(snapshot);
+}
+
 void Server::handle_snapshot_request(const wire::SnapshotRequest& request, const net::Endpoint& from) {
   // The operator's request (docs/PROTOCOL.md part 2): like status, it is
   // answered in any role; a failure to write the snapshot stops the node
   // (fail-stop, as every storage error does), so a reply is always ok.
+  // Synchronous on purpose: the reply names the index the operator asked
+  // for (last_applied now), and it blocks the loop for the whole write, as
+  // an operator's explicit request may. A background snapshot still
+  // running is cancelled (Driver::take_snapshot): this one is newer.
   wire::SnapshotReply r;
   r.src = config_.id;
   r.dest = request.src;

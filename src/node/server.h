@@ -1,5 +1,7 @@
 // The node's shell around the driver (driver.h): one UDP socket, one
-// single-threaded event loop, the disk.
+// single-threaded event loop, the disk. Single-threaded is load-bearing:
+// threshold snapshots are written by a forked child (background_snapshot.h),
+// which is only safe in a process of one thread.
 #pragma once
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include "config/config.h"
 #include "net/udp_socket.h"
 #include "log/logger.h"
+#include "node/background_snapshot.h"
 #include "node/driver.h"
 #include "node/peer_gate.h"
 #include "raft/raft.h"
@@ -67,7 +70,7 @@ class Server : private Storage, private Transport, private Observer {
   void save_hard_state(const raft::HardState& state) override { meta_store_.save(state); }
   void append(const std::vector<raft::Entry>& entries) override { log_store_.append(entries); }
   void sync() override { log_store_.sync(); }
-  void save_snapshot(const raft::Snapshot& snapshot) override { snapshot_store_.save(snapshot); }
+  void save_snapshot(const raft::Snapshot& snapshot) override;
   void compact_log(raft::Index through) override { log_store_.compact(through); }
   void reset_log(raft::Index after) override { log_store_.reset(after); }
   // Transport: sealed peer datagrams and client replies, from one socket.
@@ -88,6 +91,11 @@ class Server : private Storage, private Transport, private Observer {
   storage::SnapshotStore snapshot_store_;
   storage::SegmentedLog log_store_;
   storage::MetaStore meta_store_;
+  // Writes threshold snapshots in a forked child; null when the environment
+  // says RAFTKV_SYNC_SNAPSHOTS=1 (every snapshot on the loop, as before: for
+  // comparison). Declared before the driver, which uses it, and after the
+  // store it writes to; destroyed, it kills and reaps a running child.
+  std::unique_ptr<BackgroundSnapshot> background_;
   std::unique_ptr<Driver> driver_;
 
   raft::Role last_role_ = raft::Role::Follower;
