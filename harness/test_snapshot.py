@@ -833,7 +833,7 @@ def test_stale_or_duplicated_snapshots_never_roll_a_node_back(make_cluster, rng,
 @pytest.mark.points(2)
 def test_late_copy_of_an_old_snapshot_changes_nothing(make_cluster, rng, timing):
     """A follower catches up by a snapshot through a link that delays every datagram by
-    0-600 ms and duplicates half of them, so copies of that (one-datagram) snapshot keep
+    0-800 ms and duplicates 60% of them, so copies of that (one-datagram) snapshot keep
     arriving after the follower has applied newer writes: keys written once each during
     the catch-up. Those writes must stay in the follower's state: local reads there
     return every one of them, and every older key, once the link is clean again.
@@ -862,11 +862,11 @@ def test_late_copy_of_an_old_snapshot_changes_nothing(make_cluster, rng, timing)
     cluster.note(f"{follower} cut off at {behind}; others at commit {_max_commit(st, others)}, "
                  f"snapshot_index {_snapshot_indexes(st)}")
     for n in others:
-        cluster.set_link(n, follower, delay_ms=300, jitter_ms=300, duplicate=0.5)
+        cluster.set_link(n, follower, delay_ms=400, jitter_ms=400, duplicate=0.6)
     cluster.heal()
     # Written once each while copies of the snapshot are still on their way:
     # a rollback to the old snapshot loses them for good.
-    late = [f"late-{i}" for i in range(12)]
+    late = [f"late-{i}" for i in range(24)]
     for key in late:
         assert_ok(writer.set(key, key + "=v"), f"write of {key}")
         time.sleep(0.1)
