@@ -240,12 +240,13 @@ void Server::log_recovery(const storage::RecoveryReport& report, const raft::Rec
   }
   std::string snapshot = "no snapshot";
   if (recovered.snapshot) {
-    snapshot = "snapshot at index " + n(recovered.snapshot->meta.index) + " (term " +
+    snapshot = "after the snapshot at index " + n(recovered.snapshot->meta.index) + " (term " +
                n(recovered.snapshot->meta.term) + ", " + n(report.snapshot_bytes) + " bytes)";
   }
+  // The first words are a stable format: the harness reads them.
   log_.info("recovered term " + n(recovered.hard_state.current_term) + ", vote " +
-            (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " + snapshot +
-            ", " + n(recovered.entries.size()) + " log entries after it (stored log " + n(report.log_first_index) +
+            (recovered.hard_state.voted_for.empty() ? "none" : recovered.hard_state.voted_for) + ", " +
+            n(recovered.entries.size()) + " log entries, " + snapshot + " (stored log " + n(report.log_first_index) +
             ".." + n(report.log_last_index) + ") from " + config_.data_dir);
 }
 
