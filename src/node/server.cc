@@ -161,7 +161,9 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
     }
     // PROTOCOL.md: answer bad_request only for client_request and status
     // whose src is readable; drop everything else. Nothing changes state.
-    bool answerable = (err->type == "client_request" || err->type == "status") && !err->src.empty();
+    // log_tail (the dashboard's, part 2) is answered the same way.
+    bool answerable =
+        (err->type == "client_request" || err->type == "status" || err->type == "log_tail") && !err->src.empty();
     log_.debug("dropped bad datagram from " + from.to_string() + ": " + err->message);
     if (answerable) {
       const char* code = err->kind == wire::DecodeError::Kind::TooLarge ? "too_large" : "bad_request";
@@ -183,6 +185,10 @@ void Server::handle_datagram(std::string_view datagram, const net::Endpoint& fro
   }
   if (auto* snapshot = std::get_if<wire::SnapshotRequest>(&decoded)) {
     handle_snapshot_request(*snapshot, from);
+    return;
+  }
+  if (auto* tail = std::get_if<wire::LogTailRequest>(&decoded)) {
+    handle_log_tail(*tail, from);
     return;
   }
   // client_reply or status_reply sent to a node: not for us.
@@ -293,6 +299,24 @@ void Server::handle_snapshot_request(const wire::SnapshotRequest& request, const
   if (r.snapshot_index == before) r.message = "nothing applied since the snapshot at index " + std::to_string(before);
   log_.info("snapshot requested by " + request.src + " at " + from.to_string() + ": index " +
             std::to_string(r.snapshot_index));
+  socket_.send_to(from, wire::encode(r));
+}
+
+void Server::handle_log_tail(const wire::LogTailRequest& request, const net::Endpoint& from) {
+  // The dashboard's view of the log (docs/PROTOCOL.md part 2): terms only,
+  // read from the core's in-memory log, so it costs no disk access and
+  // changes nothing. The codec bounds count, so the reply fits a datagram.
+  const raft::Log& log = driver_->core().log();
+  wire::LogTailReply r;
+  r.src = config_.id;
+  r.dest = request.src;
+  r.base_index = log.base_index();
+  r.base_term = log.base_term();
+  r.last_index = log.last_index();
+  const std::uint64_t held = r.last_index - r.base_index;
+  const std::uint64_t n = held < request.count ? held : request.count;
+  r.terms.reserve(n);
+  for (raft::Index i = r.last_index - n + 1; i <= r.last_index; ++i) r.terms.push_back(log.term(i));
   socket_.send_to(from, wire::encode(r));
 }
 

@@ -61,6 +61,7 @@ class Server : private Storage, private Transport, private Observer {
   void handle_peer_message(const raft::Message& m, bool authentic, const net::Endpoint& from);
   void handle_status(const wire::StatusRequest& request, const net::Endpoint& from);
   void handle_snapshot_request(const wire::SnapshotRequest& request, const net::Endpoint& from);
+  void handle_log_tail(const wire::LogTailRequest& request, const net::Endpoint& from);
   void reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
                    const std::string& error, const std::string& message);
   void log_message(const char* direction, const raft::Message& m) const;

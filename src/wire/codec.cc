@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wire/fields.h"
+#include "wire/log_tail_codec.h"
 #include "wire/snapshot_codec.h"
 
 namespace wire {
@@ -350,6 +351,8 @@ Decoded decode_document(const json& doc) {
   if (type == "status_reply") return decode_status_reply(doc, std::move(src), std::move(dest));
   if (type == "snapshot") return SnapshotRequest{std::move(src), std::move(dest)};
   if (type == "snapshot_reply") return snapshot_codec::decode_snapshot_reply(doc, std::move(src), std::move(dest));
+  if (type == "log_tail") return log_tail_codec::decode_request(doc, std::move(src), std::move(dest));
+  if (type == "log_tail_reply") return log_tail_codec::decode_reply(doc, std::move(src), std::move(dest));
   if (type == "request_vote") {
     return decode_raft(doc, raft::MessageType::RequestVote, std::move(src), std::move(dest));
   }

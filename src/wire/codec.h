@@ -33,7 +33,8 @@ struct DecodeError {
 // New alternatives go at the end, so code that relies on the index of an
 // existing one keeps working.
 using Decoded = std::variant<DecodeError, raft::Message, ClientRequest, ClientReply,
-                             StatusRequest, StatusReply, SnapshotRequest, SnapshotReply>;
+                             StatusRequest, StatusReply, SnapshotRequest, SnapshotReply,
+                             LogTailRequest, LogTailReply>;
 
 Decoded decode(std::string_view datagram);
 
@@ -48,5 +49,8 @@ std::string encode(const StatusReply& reply);
 // The operator's snapshot request and its reply (snapshot_codec.cc).
 std::string encode(const SnapshotRequest& request);
 std::string encode(const SnapshotReply& reply);
+// The dashboard's log_tail request and its reply (log_tail_codec.cc).
+std::string encode(const LogTailRequest& request);
+std::string encode(const LogTailReply& reply);
 
 }  // namespace wire

@@ -103,6 +103,35 @@ struct SnapshotReply {
   bool operator==(const SnapshotReply&) const = default;
 };
 
+// Reference-node extension (docs/PROTOCOL.md part 2), for the dashboard: the
+// terms of the last `count` entries of one node's log, so a viewer can draw
+// the logs side by side as the paper's figures do. Terms only, no commands,
+// so the reply always fits one datagram.
+inline constexpr std::uint64_t kMaxLogTailEntries = 64;
+inline constexpr std::uint64_t kDefaultLogTailEntries = 32;
+
+struct LogTailRequest {
+  std::string src;
+  std::string dest;
+  std::uint64_t count = kDefaultLogTailEntries;  // 1 .. kMaxLogTailEntries
+
+  bool operator==(const LogTailRequest&) const = default;
+};
+
+struct LogTailReply {
+  std::string src;
+  std::string dest;
+  std::uint64_t base_index = 0;  // the entry before the log's first (compacted into a snapshot), 0 when none
+  std::uint64_t base_term = 0;
+  std::uint64_t last_index = 0;
+  // Terms of entries last_index - terms.size() + 1 .. last_index, at most
+  // kMaxLogTailEntries, never below base_index + 1.
+  std::vector<std::uint64_t> terms;
+
+  std::uint64_t first_index() const { return last_index + 1 - terms.size(); }
+  bool operator==(const LogTailReply&) const = default;
+};
+
 // PROTOCOL.md: 1–64 characters of [A-Za-z0-9_.:-].
 bool is_valid_client_id(std::string_view id);
 

@@ -31,7 +31,7 @@ inline std::uint64_t below(Rng& rng, std::uint64_t n) { return rng() % n; }
 inline bool chance(Rng& rng, std::uint64_t one_in) { return below(rng, one_in) == 0; }
 // [lo, hi], with the ends chosen often: boundaries are where bugs live.
 inline std::uint64_t in_range(Rng& rng, std::uint64_t lo, std::uint64_t hi) {
-  switch (below(rng, 8)) {
+  switch (below(rng, 10)) {
     case 0: return lo;
     case 1: return hi;
     case 2: return lo + below(rng, std::min<std::uint64_t>(hi - lo, 1000) + 1);  // small values
@@ -151,7 +151,7 @@ inline wire::Decoded random_message(Rng& rng) {
   static const std::vector<std::string> errors = {"not_leader", "cas_failed", "bad_request", "too_large"};
   static const std::vector<std::string> roles = {"leader", "follower", "candidate"};
   wire::Decoded expected;
-  switch (below(rng, 8)) {
+  switch (below(rng, 10)) {
     case 0: {
       wire::ClientRequest r{client_id(rng), server_id(rng), in_range(rng, 1, kMaxWireInteger),
                             static_cast<wire::Op>(below(rng, 4)), "k" + random_text(rng, 8), "", "", false};
@@ -193,6 +193,24 @@ inline wire::Decoded random_message(Rng& rng) {
     case 5: {
       wire::SnapshotReply r{server_id(rng), client_id(rng), chance(rng, 2), in_range(rng, 0, kMaxWireInteger), ""};
       if (chance(rng, 2)) r.message = random_text(rng, 20);
+      expected = r;
+      break;
+    }
+    case 6:
+      expected = wire::LogTailRequest{client_id(rng), server_id(rng), in_range(rng, 1, wire::kMaxLogTailEntries)};
+      break;
+    case 7: {
+      wire::LogTailReply r{server_id(rng), client_id(rng), 0, 0, 0, {}};
+      r.base_index = in_range(rng, 0, kMaxWireInteger / 2);
+      r.base_term = r.base_index == 0 ? 0 : in_range(rng, 1, 1000);
+      r.last_index = r.base_index + in_range(rng, 0, 1000);
+      const std::uint64_t n = std::min<std::uint64_t>(in_range(rng, 0, wire::kMaxLogTailEntries),
+                                                      r.last_index - r.base_index);
+      std::uint64_t term = std::max<std::uint64_t>(r.base_term, 1);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        term += below(rng, 3) == 0 ? 1 : 0;
+        r.terms.push_back(term);
+      }
       expected = r;
       break;
     }
