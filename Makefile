@@ -3,6 +3,7 @@
 #   make            check packages, build everything, link ./node ./client ... to build/
 #   make test       unit tests + simulation (ctest), then the Python harness
 #   make cluster    run a local 5-node cluster in the foreground (Ctrl-C stops it)
+#   make dashboard  5 nodes behind the fault proxy and a live web page of them (Ctrl-C stops all)
 #   make help       list all targets
 
 BUILD_DIR  := build
@@ -20,12 +21,18 @@ MAKEFLAGS += --no-print-directory
 # Programs CMake may build (each only once its cmd/<name>/main.cc exists).
 PROGRAMS := node client setup launcher proxy lincheck
 
-# Debian packages needed to build and test.
+# Debian packages needed to build and test. The last four are the
+# dashboard's: its web server, and the headless browser of its tests.
 DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
-        libgtest-dev libedit-dev libsodium-dev python3-pytest
+        libgtest-dev libedit-dev libsodium-dev python3-pytest \
+        python3-aiohttp chromium chromium-driver python3-selenium
+
+# make dashboard: HTTP port of the page (DASHBOARD_ARGS: more ./dashboard flags).
+DASHBOARD_PORT ?= 8080
+DASHBOARD_ARGS ?=
 
 .DEFAULT_GOAL := all
-.PHONY: all programs configure links deps test cluster clean distclean help
+.PHONY: all programs configure links deps test cluster dashboard clean distclean help
 
 # all: check deps, configure once (when the cache is missing), build
 # everything (programs and tests), link the programs into the repo root.
@@ -79,8 +86,10 @@ deps:
 	  fi; \
 	fi
 
-# test: run ctest, then pytest on harness/ if it has test_*.py files;
-# both always run, and the target fails if either failed.
+# test: run ctest, then pytest on harness/ if it has test_*.py files, then
+# the dashboard's browser tests (tests/dashboard/, a pytest run of their
+# own, so they never count in the harness's score); all always run, and the
+# target fails if any failed.
 test: all
 	@status=0; \
 	echo "$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure"; \
@@ -89,6 +98,8 @@ test: all
 	  echo "$(PYTEST) -q harness"; \
 	  $(PYTEST) -q harness || status=1; \
 	fi; \
+	echo "$(PYTEST) -q -p no:cacheprovider tests/dashboard"; \
+	$(PYTEST) -q -p no:cacheprovider tests/dashboard || status=1; \
 	exit $$status
 
 # cluster: create configs (./setup $(SETUP_ARGS)) unless some exist, then
@@ -110,6 +121,13 @@ else
 	exec ./launcher
 endif
 
+# dashboard: ./dashboard starts 5 nodes behind the fault proxy (in a fresh
+# directory under /tmp) and serves the page on 127.0.0.1:$(DASHBOARD_PORT);
+# exec, so Ctrl-C reaches it directly and it stops everything it started.
+# To watch a `make cluster PROXY=1` cluster instead: ./dashboard --attach configs-proxied
+dashboard: programs
+	exec $(PYTHON) ./dashboard --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
+
 # clean: remove the build tree and the program symlinks.
 clean:
 	rm -rf $(BUILD_DIR)
@@ -125,9 +143,10 @@ help:
 	@echo "  all        (default) check deps, configure $(BUILD_DIR)/ if needed, build, link programs"
 	@echo "  programs   build only the programs: $(PROGRAMS)"
 	@echo "  deps       check Debian packages; install them when root, else print the command"
-	@echo "  test       build, then ctest and (if present) pytest harness/"
+	@echo "  test       build, then ctest, pytest harness/ (if present) and pytest tests/dashboard/"
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
 	@echo "             PROXY=1: the same cluster behind ./proxy, for run_scenario.py --attach"
+	@echo "  dashboard  build, start 5 nodes behind ./proxy and the web page on 127.0.0.1:$(DASHBOARD_PORT)"
 	@echo "  clean      remove $(BUILD_DIR)/ and the ./node ./client ... symlinks"
 	@echo "  distclean  clean, and remove configs/ and data/"
 	@echo "  help       this list"

@@ -118,7 +118,8 @@ class Monitor:
                 s = {k: v for k, v in s.items() if k not in ("peer_drops", "type", "src", "dest")}
             nodes.append({"id": n, "process": procs[n], "status": s, "log": tail_entries(logs.get(n)),
                           "log_tail": logs.get(n) is not None or s is None,
-                          "base_index": (logs.get(n) or {}).get("base_index")})
+                          "base_index": (logs.get(n) or {}).get("base_index"),
+                          "last_index": (logs.get(n) or {}).get("last_index")})
         links = []
         for a in t.ids:
             for b in t.ids:

@@ -102,8 +102,9 @@ class OwnCluster:
     def stop(self) -> list:
         """Stop every process started here, by PID; returns what was done, one line each."""
         notes = []
+        gone = {name for name, p in self.procs.items() if p.poll() is not None}
         for name, p in self.procs.items():
-            if p.poll() is None:
+            if name not in gone:
                 try:
                     os.kill(p.pid, signal.SIGCONT)  # a paused node cannot act on SIGTERM
                     p.terminate()
@@ -111,6 +112,9 @@ class OwnCluster:
                     pass
         end = time.monotonic() + STOP_GRACE_S
         for name, p in self.procs.items():
+            if name in gone:
+                notes.append(f"{name} (pid {p.pid}) had exited already (status {p.returncode})")
+                continue
             try:
                 p.wait(max(0.0, end - time.monotonic()))
                 notes.append(f"{name} (pid {p.pid}) stopped")

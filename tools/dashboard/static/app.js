@@ -191,6 +191,12 @@ function drawLogs(s) {
     } else {
       const terms = new Map(n.log);
       const commit = n.status ? n.status.commit_index : 0;
+      const end = lastOf(n);
+      if (end < from) {  // all of this log is left of the window: say how far behind it is
+        row.append(el("span", {class: "note behind"}, `log ends at ${end}: ${top - end} entries behind`));
+        rows.push(row);
+        continue;
+      }
       for (let i = from; i <= top; i++) {
         if (terms.has(i)) {
           const t = terms.get(i);
@@ -208,7 +214,7 @@ function drawLogs(s) {
   box.replaceChildren(...rows);
 }
 
-const lastOf = (n) => (n.log && n.log.length ? n.log[n.log.length - 1][0] : 0);
+const lastOf = (n) => (n.last_index ?? 0);
 
 function drawNet(s) {
   const p = s.proxy;
