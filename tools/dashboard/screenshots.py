@@ -35,7 +35,7 @@ def main() -> int:
     d = Dashboard().start()
     driver = None
     try:
-        driver = make_driver(1500, 1180)
+        driver = make_driver(1400, 1060)
         driver.get(d.url)
         wait_until(lambda: api(d, "/api/state")[1]["leader"], 10.0, "a leader")
         api(d, "/api/op", {"op": "set", "key": "x", "value": "1", "node": "n1"})
