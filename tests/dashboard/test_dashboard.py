@@ -189,3 +189,14 @@ def test_ctrl_c_stops_every_process_it_started():
     alive = [p for p in children if os.path.exists(f"/proc/{p}") and
              open(f"/proc/{p}/stat").read().split(") ")[1][0] not in "ZX"]
     assert not alive, f"left running: {alive}"
+
+
+def test_a_scenario_runs_from_the_page_and_its_steps_show(dashboard, driver, healthy):
+    Select(driver.find_element(By.ID, "scenario-name")).select_by_visible_text("leader_crash.scenario")
+    click(driver, "scenario-btn")
+    state = driver.find_element(By.ID, "scenario-state")
+    wait_until(lambda: "running" in state.text, 5.0, "the scenario to start")
+    wait_until(lambda: state.text.endswith(("PASS", "FAIL")), 40.0, "the scenario to end")
+    lines = driver.find_element(By.ID, "scenario-lines").text
+    assert state.text == "leader_crash.scenario: PASS", lines
+    assert "kill leader" in lines and "expect writes-ok: PASS" in lines, lines

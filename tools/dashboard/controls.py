@@ -21,6 +21,7 @@ from harness.lib.scenario import Runner, ScenarioError, parse_file
 
 NODE_ACTIONS = {"kill": "kill -9", "restart": "restart", "pause": "pause (SIGSTOP)", "resume": "resume (SIGCONT)"}
 MAX_SCENARIO_LINES = 400
+SCENARIO_THREAD = "dashboard-scenario"
 
 
 class BadRequest(Exception):
@@ -72,6 +73,7 @@ class WorkerTarget:
         self._worker = worker
         self._events = events
         self._proxy_lock = threading.Lock()  # one ProxyControl socket, shared by the page and a scenario
+        self.scenario_clients: list = []
 
     def __getattr__(self, name):
         return getattr(self._t, name)
@@ -94,6 +96,12 @@ class WorkerTarget:
 
     def start(self, nodes):
         self._act("start", nodes)
+
+    def client(self, **kw):
+        c = self._t.client(**kw)
+        if threading.current_thread().name == SCENARIO_THREAD:
+            self.scenario_clients.append(c)  # the scenario's load leaves them open: closed after the run
+        return c
 
     def proxy(self, description: str, cmd: str, **fields) -> dict:
         with self._proxy_lock:
@@ -221,6 +229,8 @@ class Controls:
             raise BadRequest(f"{name} is written for nodes {', '.join(sc.ids)}, this cluster has {', '.join(self.t.ids)}")
         if not self._scenario_lock.acquire(blocking=False):
             raise Conflict(f"scenario {self.scenario['name']} is still running")
+        with self.t._obs_lock:  # what the last run saw is no evidence for this one (and stays bounded)
+            self.t.observations.clear()
         self.scenario = {"name": name, "running": True, "lines": [], "passed": None}
         self.events.add("scenario", f"scenario {name} starts: {sc.title or sc.name}")
 
@@ -239,11 +249,20 @@ class Controls:
                 out(f"scenario stopped: {type(e).__name__}: {e}")
                 self.scenario["passed"] = False
             finally:
+                for c in self.t.scenario_clients:
+                    c.close()
+                self.t.scenario_clients.clear()
                 self.scenario["running"] = False
                 self._scenario_lock.release()
 
-        threading.Thread(target=run, name="dashboard-scenario", daemon=True).start()
+        threading.Thread(target=run, name=SCENARIO_THREAD, daemon=True).start()
         return {"name": name, "steps": len(sc.steps)}
+
+    def tidy(self) -> None:
+        """Keep the attached cluster's records bounded: its fault timeline, and its list of
+        clients (a scenario's load closes its own; drop the closed ones)."""
+        del self.t.timeline[:-1000]
+        self.t._clients[:] = [c for c in self.t._clients if c.sock.fileno() != -1]
 
     def scenario_view(self) -> dict:
         s = self.scenario

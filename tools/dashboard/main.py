@@ -96,9 +96,11 @@ def main(argv=None) -> int:
 
         def on_tick():
             workload.tick()
+            controls.tidy()
             if own is not None:
                 own.reap()
-        monitor = Monitor(target, events, extra=extra, on_tick=on_tick)
+        monitor = Monitor(target, events, extra=extra, on_tick=on_tick,
+                          observing=lambda: controls.scenario["running"])
         monitor.start()
         app = make_app(monitor, controls, workload, checks_dir)
         say(f"dashboard: http://{args.host}:{args.port}/  (Ctrl-C stops it"

@@ -46,11 +46,12 @@ class Events:
 
 class Monitor:
     def __init__(self, target, events: Events, *, extra: Optional[Callable[[], dict]] = None,
-                 on_tick: Optional[Callable[[], None]] = None):
+                 on_tick: Optional[Callable[[], None]] = None, observing: Optional[Callable[[], bool]] = None):
         self.target = target        # harness.lib.attach.AttachedCluster
         self.events = events
         self.extra = extra          # more fields for the snapshot (load, scenario)
         self.on_tick = on_tick
+        self.observing = observing  # true while a scenario runs: only then are statuses kept
         self.probe = NodeProbe(target.private)
         self.control = ProxyControl(target.control_addr, timeout=0.1, attempts=2)
         self.rates = RateMeter()
@@ -100,7 +101,8 @@ class Monitor:
         procs = {n: t.state(n) for n in t.ids}
         up = [n for n in t.ids if procs[n] == "up"]
         status, logs = self.probe.poll(up) if up else ({}, {})
-        t._observe(status)  # feeds `expect one-leader-per-term` of a scenario run from the page
+        if self.observing is not None and self.observing():
+            t._observe(status)  # feeds `expect one-leader-per-term` of the scenario running now
         try:
             pstate = self.control.call("state")
             pstats = self.control.call("stats").get("links", {})

@@ -102,6 +102,8 @@ class Workload:
         if rec is None:
             return {"stopped": False}
         rec.stop()
+        for c in rec.clients:  # one socket each: a page that starts many loads must not run out
+            c.close()
         self.events.add("client", f"load stopped: {rec.summary()}")
         return {"stopped": True, "summary": rec.summary()}
 
