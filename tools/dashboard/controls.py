@@ -41,7 +41,8 @@ def _field(body: dict, name: str, kind, *, required: bool = True, default=None):
     if kind is float and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
     if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
-        raise BadRequest(f"field '{name}' must be a {kind.__name__}, got {v!r}")
+        noun = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "list": "list"}[kind.__name__]
+        raise BadRequest(f"field '{name}' must be a {noun}, got {v!r}")
     return v
 
 
