@@ -15,7 +15,6 @@ import os
 import random
 import re
 import threading
-from typing import Optional
 
 from harness.lib.scenario import Runner, ScenarioError, parse_file
 

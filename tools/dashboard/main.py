@@ -15,7 +15,6 @@ started or attached; 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import os
 import signal
@@ -30,6 +29,7 @@ from .controls import Controls, ProcessWorker, WorkerTarget
 from .monitor import Events, Monitor
 from .own_cluster import OwnCluster, StartError
 from .web import make_app
+from .workload import Workload
 
 
 def parse_args(argv):
@@ -88,7 +88,6 @@ def main(argv=None) -> int:
         events.add("process", f"attached to {target.dir}: {', '.join(target.ids)}")
         wtarget = WorkerTarget(target, worker, events)
         controls = Controls(wtarget, events, repo)
-        from .workload import Workload
         workload = Workload(wtarget, events, checks_dir)
 
         def extra():
