@@ -33,6 +33,7 @@ from .controls import BadRequest, Conflict
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_BODY_BYTES = 16 * 1024
 SSE_CHECK_S = 0.03
+MAX_STREAMS = 32          # open pages (event streams) at once
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -87,7 +88,18 @@ def make_app(monitor, controls, workload, checks_dir: str) -> web.Application:
     async def scenarios(request):
         return _json({"scenarios": controls.scenarios()})
 
+    streams = {"open": 0}
+
     async def events(request: web.Request) -> web.StreamResponse:
+        if streams["open"] >= MAX_STREAMS:
+            return _json({"ok": False, "error": f"{MAX_STREAMS} pages are open already"}, 503)
+        streams["open"] += 1
+        try:
+            return await stream(request)
+        finally:
+            streams["open"] -= 1
+
+    async def stream(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
