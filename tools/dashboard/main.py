@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -70,12 +71,13 @@ def main(argv=None) -> int:
 
     own = None
     target = None
+    attach_checks = None  # attach mode: where the checked histories go, removed at exit
     worker = ProcessWorker()
     monitor = workload = None
     try:
         if args.attach:
             config_dir = args.attach
-            checks_dir = tempfile.mkdtemp(prefix="raftkv-dashboard-checks-")
+            checks_dir = attach_checks = tempfile.mkdtemp(prefix="raftkv-dashboard-checks-")
         else:
             own = OwnCluster(repo, base_port=args.base_port, private_offset=args.private_offset,
                              control=args.control, work_dir=args.dir, keep=args.keep, say=say)
@@ -130,3 +132,5 @@ def main(argv=None) -> int:
         if own is not None:
             for line in own.stop():
                 say(f"dashboard: {line}")
+        if attach_checks is not None:
+            shutil.rmtree(attach_checks, ignore_errors=True)
