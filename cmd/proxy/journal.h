@@ -31,7 +31,7 @@
 
 namespace proxy {
 
-inline constexpr std::size_t kDefaultJournalRecords = 200000;
+inline constexpr std::size_t kDefaultJournalRecords = 100000;
 inline constexpr std::size_t kMaxJournalBytes = std::size_t{256} << 20;  // records plus their clocks
 
 enum class JournalEvent : std::uint8_t { kSend, kDeliver, kLost };
@@ -48,7 +48,11 @@ struct JournalRecord {
   std::uint32_t size = 0;
   std::int64_t delay_us[2] = {0, 0};  // send: per copy (pass: copy 0 only)
   const char* why = "";         // block: partition/block/rule; lost: blocked/overflow/send_failed
-  char summary[kSummaryBytes] = {};  // send only
+  // send only: the datagram's first bytes and its entry count, summarized
+  // when the journal is written (off the forwarding path)
+  std::uint16_t head_size = 0;
+  std::int16_t entries = -1;
+  char head[kSummaryHeadBytes];
 };
 
 class Journal {
@@ -85,7 +89,9 @@ class Journal {
     r.delay_us[0] = delay_us[0];
     r.delay_us[1] = delay_us[1];
     r.why = why;
-    summarize(data, size, r.summary);
+    r.head_size = static_cast<std::uint16_t>(std::min(size, kSummaryHeadBytes));
+    std::memcpy(r.head, data, r.head_size);
+    r.entries = static_cast<std::int16_t>(std::min(count_entries(data, size), 32767));
     copy_clock(clock_of(from));
     if (delayed_copies > 0) {
       auto& pending = in_flight_[msg];
@@ -185,7 +191,8 @@ class Journal {
     r.size = static_cast<std::uint32_t>(size);
     r.delay_us[0] = r.delay_us[1] = 0;
     r.why = why;
-    r.summary[0] = '\0';
+    r.head_size = 0;
+    r.entries = -1;
   }
   void release(std::unordered_map<std::uint64_t, std::pair<int, std::vector<std::uint64_t>>>::iterator it) {
     if (it != in_flight_.end() && --it->second.first <= 0) in_flight_.erase(it);
@@ -199,7 +206,9 @@ class Journal {
       out << ",\"fate\":\"" << fate_name(r.fate) << '"';
       if (r.fate == JournalFate::kPass) out << ",\"delay_us\":[" << r.delay_us[0] << "]";
       if (r.fate == JournalFate::kDuplicate) out << ",\"delay_us\":[" << r.delay_us[0] << "," << r.delay_us[1] << "]";
-      out << ",\"sum\":\"" << r.summary << '"';
+      char summary[kSummaryBytes];
+      summarize(r.head, r.head_size, summary, r.entries);
+      out << ",\"sum\":\"" << summary << '"';
     } else {
       out << ",\"copy\":" << static_cast<int>(r.copy);
     }

@@ -35,7 +35,7 @@ int usage(const char* argv0, int code) {
                "  --max-delayed N  bound on datagrams waiting in the delay queue (default 100000)\n"
                "  --journal PATH   record every datagram's fate in a bounded journal, written to PATH\n"
                "                   on the 'journal' control command and at exit (default: off)\n"
-               "  --journal-records N  keep the last N records (default 200000; older ones are counted)\n"
+               "  --journal-records N  keep the last N records (default 100000; older ones are counted)\n"
                "  Prints \"proxy ready: N nodes, control HOST:PORT\" on stdout once listening.\n"
                "  SIGTERM or SIGINT stops it (exit 0). Exit 2: bad usage or config; 1: cannot bind.\n",
                argv0);

@@ -92,11 +92,23 @@ inline void append(char* out, std::size_t& used, std::string_view label, std::st
 
 }  // namespace summary_detail
 
+// The fields summarize() reads (all but the entry count) sit near the start
+// of every message of the reference format, so the journal keeps only this
+// many bytes per datagram and summarizes them when it writes the file.
+inline constexpr std::size_t kSummaryHeadBytes = 200;
+
+// Entries in the datagram's "entries" array (-1 if none): the one part of a
+// summary that needs the whole datagram, so it is counted on arrival.
+inline int count_entries(const char* data, std::size_t size) {
+  return summary_detail::entry_count(std::string_view(data, size));
+}
+
 // Writes the summary of `data` into `out` (kSummaryBytes, NUL-terminated).
-// Looks at most at the first `scan_limit` bytes.
-inline void summarize(const char* data, std::size_t size, char* out, std::size_t scan_limit = 4096) {
+// `entries`: the count from count_entries() on the whole datagram when
+// `data` is only its head; by default it is counted in `data`.
+inline void summarize(const char* data, std::size_t size, char* out, int entries = -2) {
   using namespace summary_detail;
-  const std::string_view text(data, size < scan_limit ? size : scan_limit);
+  const std::string_view text(data, size);
   std::size_t used = 0;
   out[0] = '\0';
   const std::string_view type = field(text, "type");
@@ -111,7 +123,7 @@ inline void summarize(const char* data, std::size_t size, char* out, std::size_t
     return;
   }
   append(out, used, "prev", field(text, "prev_log_index"));
-  if (const int n = entry_count(text); n >= 0) {
+  if (const int n = entries == -2 ? entry_count(text) : entries; n >= 0) {
     char count[16];
     int len = 0;
     int v = n;
