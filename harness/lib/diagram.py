@@ -152,12 +152,13 @@ def render_diagram(journal: Journal, *, around_us: Optional[int] = None, title: 
                f'<path d="M0,0 L8,4 L0,8 z" fill="{c}"/></marker>' for k, (c, _) in STYLE.items()) + '</defs>']
     # time grid every 50 / 100 / 250 ms depending on the scale
     step_ms = 50 if px_per_ms >= 2 else 100 if px_per_ms >= 0.8 else 250 if px_per_ms >= 0.3 else 1000
-    t = (start_us // (step_ms * 1000) + 1) * step_ms * 1000
+    step_us = step_ms * 1000
+    t = origin + ((start_us - origin) // step_us + 1) * step_us  # round figures since the origin
     while t < end_us:
         yy = y(t)
         svg.append(f'<line x1="0" x2="{width}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eee"/>'
                    f'<text x="2" y="{yy - 2:.1f}" fill="#999">{(t - origin) / 1000:.0f} ms</text>')
-        t += step_ms * 1000
+        t += step_us
     for name in lanes:
         x = x_of[name]
         svg.append(f'<line x1="{x}" x2="{x}" y1="{TOP_PX - 8}" y2="{height - 10}" stroke="#4a6fa5" stroke-width="2"/>'
@@ -172,7 +173,7 @@ def render_diagram(journal: Journal, *, around_us: Optional[int] = None, title: 
         svg.append(f'<line x1="0" x2="{width}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d00000" stroke-width="2"/>'
                    f'<text x="{width - 245}" y="{yy - 4:.1f}" fill="#d00000" font-weight="bold">'
                    f'{(moment - origin) / 1000:.0f} ms: the test failed</text>')
-    last_label_y: dict = {}
+    placed: dict = {}  # label row -> [(x0, x1)] already printed
     for a in sorted(arrows, key=lambda a: a.t0_us):
         color, dash = STYLE[a.style]
         x0, x1 = x_of.get(a.src, 0), x_of.get(a.dst, 0)
@@ -192,11 +193,17 @@ def render_diagram(journal: Journal, *, around_us: Optional[int] = None, title: 
             svg.append(f'<path d="M{xe - 5:.1f},{ye - 5:.1f} l10,10 m0,-10 l-10,10" stroke="{color}" stroke-width="2"/>')
         elif a.style in ("block", "lost"):
             svg.append(f'<line x1="{xe:.1f}" y1="{ye - 6:.1f}" x2="{xe:.1f}" y2="{ye + 6:.1f}" stroke="{color}" stroke-width="3"/>')
-        if a.label and y0 - last_label_y.get(a.src, -1e9) >= 12:
-            anchor = "start" if x1 >= x0 else "end"
-            lx = x0 + (6 if x1 >= x0 else -6)
-            svg.append(f'<text x="{lx}" y="{y0 - 2:.1f}" text-anchor="{anchor}" fill="{color}">{_esc(a.label[:48])}</text>')
-            last_label_y[a.src] = y0
+        if a.label:
+            # Printed only where it overlaps no other label (12 px rows, ~6.6 px per character);
+            # the tooltip always has it.
+            text = a.label[:48]
+            span = 6.6 * len(text)
+            lx0 = x0 + 6 if x1 >= x0 else x0 - 6 - span
+            row = int(y0 // 12)
+            taken = [iv for r in (row - 1, row, row + 1) for iv in placed.get(r, [])]
+            if all(lx0 + span < b0 or lx0 > b1 for b0, b1 in taken):
+                placed.setdefault(row, []).append((lx0, lx0 + span))
+                svg.append(f'<text x="{lx0:.1f}" y="{y0 - 2:.1f}" fill="{color}">{_esc(text)}</text>')
         svg.append("</g>")
     svg.append("</svg>")
 

@@ -55,8 +55,9 @@ class Message:
 
     @property
     def routine(self) -> bool:
-        """A heartbeat or its successful reply that arrived normally: folded in diagrams."""
-        if self.fate != "pass" or any(d > 0 for d in self.delay_us):
+        """A heartbeat or its successful reply, delivered once (delayed or not): folded in diagrams.
+        Dropped, blocked, duplicated or lost ones are never routine."""
+        if self.fate != "pass":
             return False
         if not self.copies or self.copies[0][1] != "deliver":
             return False
