@@ -92,7 +92,7 @@ def synthetic(path, messages=10_000, seed=7):
                 pending += p.send(when, src, dst, summary, fate="drop")
             elif r < 0.04:
                 pending += p.send(when, src, dst, summary, fate="dup", delays=(0, 3000), copies=2)
-            elif r < 0.06:
+            elif r < 0.06 or src == "client":  # client requests always wait 20 ms: never folded
                 pending += p.send(when, src, dst, summary, delays=(20_000,))
             else:
                 pending += p.send(when, src, dst, summary)
