@@ -32,6 +32,7 @@ from typing import Optional
 import pytest
 
 from .lib.cluster import Cluster, Timing
+from .lib.message_artifacts import keep_message_artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -223,6 +224,9 @@ def pytest_runtest_makereport(item, call):
             lines.append(c.report())
         except Exception as e:  # a report must never hide the failure itself
             lines.append(f"(no report for {c.name}: {e})")
+    # Message diagram + ShiViz log of each proxied cluster, kept under --reports-dir (lib/message_artifacts.py).
+    lines += keep_message_artifacts(item, rep, getattr(item, "_raftkv_clusters", []),
+                                    item.config.getoption("reports_dir"), s.seed)
     rep.sections.append(("raftkv: seed, fault timeline, node logs", "\n".join(lines)))
 
 

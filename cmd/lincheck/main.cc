@@ -3,7 +3,8 @@
 // It also generates synthetic histories for tests and benchmarks.
 //
 // Exit status: 0 linearizable, 1 not linearizable, 2 usage or bad input,
-// 3 undecided (time budget ran out).
+// 3 undecided (the time budget or the memory cap stopped it), 4 empty
+// history (nothing to check: a harness that recorded nothing must not pass).
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,16 +27,19 @@ namespace {
 using namespace lincheck;
 
 constexpr const char* kUsage =
-    "usage: lincheck HISTORY.jsonl [--html OUT.html] [--timeout-s S] [--json]\n"
+    "usage: lincheck HISTORY.jsonl [--html OUT.html] [--timeout-s S] [--max-memory-mb M] [--json]\n"
     "       lincheck --generate N [--keys K] [--clients C] [--seed S] [--unknown-ratio R] [--corrupt]\n"
     "\n"
     "Checks that a key-value history (JSON lines; - reads standard input) is linearizable.\n"
     "  --html OUT     also write a self-contained HTML timeline of the result\n"
     "  --timeout-s S  time budget for the whole check (default 10); shrinking a\n"
     "                 violation to a minimal set gets the same budget again\n"
+    "  --max-memory-mb M  cap on the search's cache (default 1024); reaching it\n"
+    "                 stops the check undecided, like the time budget\n"
     "  --json         print a JSON verdict object instead of text\n"
     "  --no-reduce    search unknown-outcome ops without the reductions (slow; for cross-checking)\n"
-    "Exit status: 0 linearizable, 1 not linearizable, 2 usage or bad input, 3 undecided.\n"
+    "Exit status: 0 linearizable, 1 not linearizable, 2 usage or bad input, 3 undecided,\n"
+    "4 empty history (no operations: nothing was checked).\n"
     "\n"
     "--generate writes a synthetic linearizable history to standard output\n"
     "(defaults: --keys 10 --clients 16 --seed 1 --unknown-ratio 0.05); --corrupt\n"
@@ -67,6 +71,18 @@ std::uint64_t parse_count(const std::string& flag, const std::string& text) {
 }
 
 std::string quote_key(const std::string& key) { return nlohmann::json(key).dump(); }
+
+constexpr int kExitEmpty = 4;
+
+// Which limit stopped an undecided check: the first undecided key's reason
+// ("time budget" or "memory budget"); keys skipped after the deadline say
+// "time budget".
+std::string stopped_by(const CheckResult& result) {
+  for (const KeyResult& k : result.keys) {
+    if (k.search.verdict == Verdict::Unknown) return k.search.why_unknown.empty() ? "time budget" : k.search.why_unknown;
+  }
+  return "";
+}
 
 nlohmann::json ids(const History& history, const std::vector<std::size_t>& indexes) {
   nlohmann::json array = nlohmann::json::array();
@@ -137,6 +153,11 @@ int main(int argc, char** argv) {
     };
     if (a == "--html") html_path = value();
     else if (a == "--timeout-s") options.timeout_s = parse_double(a, value());
+    else if (a == "--max-memory-mb") {
+      const std::uint64_t mb = parse_count(a, value());
+      if (mb < 1 || mb > (std::uint64_t{1} << 20)) usage_error("--max-memory-mb must be between 1 and 1048576");
+      options.max_cache_bytes = static_cast<std::size_t>(mb) << 20;
+    }
     else if (a == "--json") json_output = true;
     else if (a == "--no-reduce") options.reduce_unknown_ops = false;
     else if (a.size() > 1 && a[0] == '-') usage_error("unknown option " + a);
@@ -151,6 +172,17 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "lincheck: " << (path == "-" ? "<stdin>" : path) << ": " << e.what() << "\n";
     return 2;
+  }
+
+  if (history.ops.empty()) {
+    // Not "linearizable": a recorder that wrote nothing would pass otherwise.
+    if (json_output) {
+      nlohmann::json out{{"verdict", "empty"}, {"empty", true}, {"ops", 0}, {"checked_ops", 0}, {"keys", 0}};
+      std::cout << out.dump() << "\n";
+    } else {
+      std::printf("empty: the history holds no operations; nothing was checked\n");
+    }
+    return kExitEmpty;
   }
 
   CheckResult result = check(history, options);
@@ -176,6 +208,8 @@ int main(int argc, char** argv) {
     out["bad_key"] = result.bad_key ? nlohmann::json(result.keys[*result.bad_key].key) : nlohmann::json(nullptr);
     out["bad_keys"] = bad_keys;
     out["unknown_keys"] = unknown_keys;
+    out["empty"] = false;
+    out["stopped_by"] = result.verdict == Verdict::Unknown ? nlohmann::json(stopped_by(result)) : nlohmann::json(nullptr);
     nlohmann::json details = nlohmann::json::array();
     for (const KeyResult& k : result.keys) {
       details.push_back({{"key", k.key},
@@ -183,6 +217,9 @@ int main(int argc, char** argv) {
                          {"ops", k.ops.size()},
                          {"seconds", k.seconds},
                          {"steps", k.search.steps},
+                         {"stopped_by", k.search.verdict == Verdict::Unknown
+                                            ? nlohmann::json(k.search.why_unknown.empty() ? "time budget" : k.search.why_unknown)
+                                            : nlohmann::json(nullptr)},
                          {"configurations", k.search.cache_entries},
                          {"placed_last", k.search.pruned},
                          {"open_ended", k.search.open_ended}});
@@ -211,9 +248,15 @@ int main(int argc, char** argv) {
     std::printf("linearizable: %zu ops, %zu key%s, checked in %.3f s\n", result.ops, result.keys.size(),
                 result.keys.size() == 1 ? "" : "s", result.seconds);
   } else if (result.verdict == Verdict::Unknown) {
-    std::printf("unknown: the time budget (%g s) ran out on key %s%s after %.3f s, with no violation "
+    char limit[96];
+    if (stopped_by(result) == "memory budget") {
+      std::snprintf(limit, sizeof limit, "the memory cap (%zu MiB)", options.max_cache_bytes >> 20);
+    } else {
+      std::snprintf(limit, sizeof limit, "the time budget (%g s)", options.timeout_s);
+    }
+    std::printf("unknown: %s ran out on key %s%s after %.3f s, with no violation "
                 "found (%zu ops, %zu key%s)\n",
-                options.timeout_s, quote_key(unknown_keys.front()).c_str(),
+                limit, quote_key(unknown_keys.front()).c_str(),
                 unknown_keys.size() > 1 ? (" and " + std::to_string(unknown_keys.size() - 1) + " more").c_str() : "",
                 result.seconds, result.ops, result.keys.size(), result.keys.size() == 1 ? "" : "s");
   } else {

@@ -1,7 +1,8 @@
 // The control protocol (docs/proxy.md, "Control protocol"): one JSON object
 // per datagram in, one JSON object per datagram out. This file parses and
-// executes one command against the LinkTable; it never throws and never does
-// I/O, so tests/unit/proxy_test.cc can drive it directly.
+// executes one command against the LinkTable; it never throws and does no
+// I/O itself (`journal` calls the ProxyStatus's write_journal), so
+// tests/unit/proxy_test.cc can drive it directly.
 #pragma once
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <exception>
 #include <initializer_list>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,10 @@ struct ProxyStatus {
   std::size_t queue_limit = 0;
   std::size_t relays = 0;       // open relay sockets
   std::size_t relay_limit = 0;
+  // Writes the message journal to its file now (docs/proxy.md, "Message
+  // journal"); empty when the journal is off. Returns the reply's fields
+  // (path, records, evicted, total) or throws std::runtime_error.
+  std::function<nlohmann::ordered_json()> write_journal;
 };
 
 struct CommandOutcome {
@@ -87,8 +93,9 @@ class Executor {
     if (name == "reset") return reset();
     if (name == "stats") return stats();
     if (name == "state") return state();
+    if (name == "journal") return journal();
     fail("unknown cmd '" + name +
-         "' (known: ping, set, clear, partition, block, unblock, heal, reset, stats, state)");
+         "' (known: ping, set, clear, partition, block, unblock, heal, reset, stats, state, journal)");
   }
 
  private:
@@ -362,6 +369,20 @@ class Executor {
     reply["relay_limit"] = status_.relay_limit;
     if (reply.dump().size() > kMaxDatagramBytes) fail("state does not fit one datagram");
     return ok(std::move(reply), "state");
+  }
+
+  CommandOutcome journal() {
+    allow({});
+    if (!status_.write_journal) fail("the journal is off: start the proxy with --journal PATH");
+    ojson reply = ok_reply();
+    ojson written;
+    try {
+      written = status_.write_journal();
+    } catch (const std::runtime_error& e) {
+      fail(std::string("cannot write the journal: ") + e.what());
+    }
+    for (const auto& [k, v] : written.items()) reply[k] = v;
+    return ok(std::move(reply), "journal written (" + written["records"].dump() + " records)");
   }
 
   const json& cmd_;

@@ -1,6 +1,6 @@
 // proxy: a UDP fault proxy standing in front of every node of one cluster.
 // Usage: proxy --config PROXY_JSON [--seed N] [--log-level info|debug]
-//              [--max-relays N] [--max-delayed N]
+//              [--max-relays N] [--max-delayed N] [--journal PATH [--journal-records N]]
 // See docs/proxy.md for the config, the routing and the control protocol.
 #include <signal.h>
 #include <sys/resource.h>
@@ -33,6 +33,9 @@ int usage(const char* argv0, int code) {
                "  --log-level  info (default): startup and control commands; debug: every datagram\n"
                "  --max-relays N   bound on relay sockets, least recently used evicted (default 4096)\n"
                "  --max-delayed N  bound on datagrams waiting in the delay queue (default 100000)\n"
+               "  --journal PATH   record every datagram's fate in a bounded journal, written to PATH\n"
+               "                   on the 'journal' control command and at exit (default: off)\n"
+               "  --journal-records N  keep the last N records (default 100000; older ones are counted)\n"
                "  Prints \"proxy ready: N nodes, control HOST:PORT\" on stdout once listening.\n"
                "  SIGTERM or SIGINT stops it (exit 0). Exit 2: bad usage or config; 1: cannot bind.\n",
                argv0);
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
   logging::LogLevel level = logging::LogLevel::Info;
   std::size_t max_relays = proxy::kDefaultRelayLimit;
   std::size_t max_delayed = proxy::kDefaultQueueLimit;
+  std::string journal_path;
+  std::size_t journal_records = proxy::kDefaultJournalRecords;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const char* name, std::string& out) {
@@ -112,6 +117,19 @@ int main(int argc, char** argv) {
         return 2;
       }
       (arg.rfind("--max-relays", 0) == 0 ? max_relays : max_delayed) = static_cast<std::size_t>(n);
+    } else if (value("--journal-records", v)) {
+      std::uint64_t n = 0;
+      if (!parse_count(v, n) || n < 1 || n > 10000000) {
+        std::fprintf(stderr, "proxy: --journal-records wants an integer in 1..10000000, got '%s'\n", v.c_str());
+        return 2;
+      }
+      journal_records = static_cast<std::size_t>(n);
+    } else if (value("--journal", v)) {
+      if (v.empty()) {
+        std::fprintf(stderr, "proxy: --journal wants a file path\n");
+        return 2;
+      }
+      journal_path = v;
     } else if (value("--log-level", v)) {
       if (!logging::parse_log_level(v, level)) {
         std::fprintf(stderr, "proxy: --log-level wants error, warn, info or debug, got '%s'\n", v.c_str());
@@ -141,6 +159,8 @@ int main(int argc, char** argv) {
   options.seed = seed;
   options.relay_limit = fit_relay_limit(max_relays, config.nodes.size(), log);
   options.queue_limit = max_delayed;
+  options.journal_path = journal_path;
+  options.journal_records = journal_records;
 
   // SIGTERM and SIGINT stay blocked except inside ppoll(), so one arriving
   // between a check of the flag and the wait cannot be missed.
@@ -162,6 +182,16 @@ int main(int argc, char** argv) {
   try {
     proxy::Proxy server(config, options, log);
     server.open();
+    if (!journal_path.empty()) {
+      // Written once now (empty) so a bad path is refused at start, not at the end.
+      try {
+        server.write_journal();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "proxy: --journal: %s\n", e.what());
+        return 2;
+      }
+      log.info("journal: " + journal_path + ", last " + std::to_string(journal_records) + " records kept");
+    }
     log.info("seed " + std::to_string(seed) + " (replay with --seed " + std::to_string(seed) + ")");
     for (const proxy::NodeSpec& node : config.nodes) {
       log.info("node " + node.id + ": public " + node.public_address.to_string() + " -> private " +

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 
 namespace proxy {
@@ -36,7 +38,32 @@ Proxy::Proxy(ProxyConfig config, const Options& options, const logging::Logger& 
       control_(log),
       queue_(options.queue_limit),
       rng_(options.seed),
-      buffer_(65536) {}
+      buffer_(65536) {
+  if (!options_.journal_path.empty()) {
+    std::vector<std::string> names = node_ids(config_);
+    names.emplace_back("client");
+    journal_ = std::make_unique<Journal>(std::move(names), options_.journal_records);
+  }
+}
+
+nlohmann::ordered_json Proxy::write_journal() const {
+  const std::string& path = options_.journal_path;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot open " + tmp + ": " + std::strerror(errno));
+    journal_->write(out);
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+  }
+  return nlohmann::ordered_json{{"path", path},
+                                {"records", journal_->size()},
+                                {"evicted", journal_->evicted()},
+                                {"total", journal_->total()}};
+}
 
 void Proxy::open() {
   control_.open(config_.control);
@@ -56,6 +83,7 @@ ProxyStatus Proxy::status() const {
   s.queue_limit = queue_.limit();
   s.relays = router_.relay_count();
   s.relay_limit = router_.relay_limit();
+  if (journal_) s.write_journal = [this] { return write_journal(); };
   return s;
 }
 
@@ -99,6 +127,15 @@ void Proxy::run(const volatile sig_atomic_t& stop, const sigset_t& wait_mask) {
     flush_due();
   }
   log_.info("stopping (" + std::to_string(queue_.size()) + " delayed datagrams discarded)");
+  if (journal_) {
+    try {
+      const auto written = write_journal();
+      log_.info("journal: " + written["records"].dump() + " records written to " + options_.journal_path +
+                " (" + written["evicted"].dump() + " older ones evicted)");
+    } catch (const std::exception& e) {
+      log_.error(std::string("journal: ") + e.what());
+    }
+  }
 }
 
 void Proxy::drain(int fd) {
@@ -129,6 +166,16 @@ std::string Proxy::describe(const Route& route, const Endpoint& sender, std::siz
 void Proxy::on_datagram(const Route& route, const Endpoint& sender, const char* data, std::size_t size) {
   const Decision d = table_.decide(route.from, route.to, rng_);
   const bool debug = log_.debug_enabled();
+  std::uint64_t msg = 0;
+  if (journal_) {
+    JournalFate fate = JournalFate::kPass;
+    if (d.verdict == Verdict::kRefused) fate = JournalFate::kBlock;
+    else if (d.verdict == Verdict::kDropped) fate = JournalFate::kDrop;
+    else if (d.copies == 2) fate = JournalFate::kDuplicate;
+    const int delayed = d.verdict != Verdict::kPass ? 0 : (d.delay_us[0] > 0) + (d.copies == 2 && d.delay_us[1] > 0);
+    msg = journal_->send(now_us(), route.from, route.to, data, size, fate, d.delay_us,
+                         d.verdict == Verdict::kRefused && d.reason != nullptr ? d.reason : "", delayed);
+  }
   switch (d.verdict) {
     case Verdict::kRefused:
       if (debug) log_.debug(describe(route, sender, size) + ": blocked by " + d.reason);
@@ -144,46 +191,59 @@ void Proxy::on_datagram(const Route& route, const Endpoint& sender, const char* 
     const std::int64_t delay = d.delay_us[copy];
     const char* which = copy == 0 ? "" : " (duplicate)";
     if (delay == 0) {
-      send_now(route, data, size);
+      const bool sent = send_now(route, data, size);
+      if (journal_) {
+        if (sent) journal_->deliver(now_us(), msg, copy, route.from, route.to, size, false);
+        else journal_->lost(now_us(), msg, copy, route.from, route.to, size, "send_failed", false);
+      }
       if (debug) log_.debug(describe(route, sender, size) + ": forwarded" + which);
-    } else if (queue_.push(now_us() + delay, route, data, size)) {
+    } else if (queue_.push(now_us() + delay, QueuedCopy{route, msg, copy}, data, size)) {
       ++counters.delayed;
       if (debug) log_.debug(describe(route, sender, size) + ": delayed " + format_ms(delay) + which);
     } else {
       ++counters.overflow;
+      if (journal_) journal_->lost(now_us(), msg, copy, route.from, route.to, size, "overflow", true);
       if (debug) log_.debug(describe(route, sender, size) + ": lost, delay queue full" + which);
     }
   }
 }
 
-void Proxy::send_now(const Route& route, const char* data, std::size_t size) {
+bool Proxy::send_now(const Route& route, const char* data, std::size_t size) {
   LinkCounters& counters = table_.counters(route.from, route.to);
   if (router_.deliver(route, data, size)) {
     ++counters.forwarded;
+    return true;
   } else {
     ++counters.send_failed;
     if (log_.debug_enabled()) log_.debug("send failed on " + table_.link_name(route.from, route.to) +
               (router_.relay_error().empty() ? std::string() : " (last relay error: " + router_.relay_error() + ")"));
   }
+  return false;
 }
 
 void Proxy::flush_due() {
   const std::int64_t now = now_us();
   while (queue_.pop_due(now, due_)) {
-    const Route& route = due_.meta;
+    const Route& route = due_.meta.route;
+    const std::size_t size = due_.payload.size();
     // A partition or block set while the datagram waited applies to it too:
     // once a cut is acknowledged, nothing crosses it.
     if (const char* why = table_.refusal(route.from, route.to)) {
       ++table_.counters(route.from, route.to).blocked;
+      if (journal_) journal_->lost(now, due_.meta.msg, due_.meta.copy, route.from, route.to, size, "blocked", true);
       if (log_.debug_enabled()) {
-        log_.debug(table_.link_name(route.from, route.to) + " " + std::to_string(due_.payload.size()) +
+        log_.debug(table_.link_name(route.from, route.to) + " " + std::to_string(size) +
                    "B: delayed copy blocked by " + why);
       }
       continue;
     }
-    send_now(route, due_.payload.data(), due_.payload.size());
+    const bool sent = send_now(route, due_.payload.data(), size);
+    if (journal_) {
+      if (sent) journal_->deliver(now_us(), due_.meta.msg, due_.meta.copy, route.from, route.to, size, true);
+      else journal_->lost(now_us(), due_.meta.msg, due_.meta.copy, route.from, route.to, size, "send_failed", true);
+    }
     if (log_.debug_enabled()) {
-      log_.debug(table_.link_name(route.from, route.to) + " " + std::to_string(due_.payload.size()) +
+      log_.debug(table_.link_name(route.from, route.to) + " " + std::to_string(size) +
                  "B: delayed copy forwarded");
     }
   }

@@ -15,6 +15,7 @@ Everything lives in a fresh temporary directory:
     configs/n1.json ...   node configs (PROTOCOL.md "Configs"); client.json; proxy.json
     data/n1/ ...          each node's data_dir
     logs/n1.log ...       each node's stdout+stderr across restarts; proxy.log
+    logs/journal.jsonl    the proxy's message journal (docs/proxy.md), drawn when a test fails
 
 A background monitor polls every node's `status` ten times a second. Its
 samples feed `leaders_by_term()` and the observed-leader lines of the fault
@@ -216,7 +217,8 @@ class Cluster:
         """
         if self.proxy is None and self.uses_proxy:
             self.proxy = Proxy(self.proxy_bin, self.path("configs", "proxy.json"), self.control,
-                               self.rng.randrange(1, 2**31), self.path("logs", "proxy.log"), self.elapsed)
+                               self.rng.randrange(1, 2**31), self.path("logs", "proxy.log"), self.elapsed,
+                               journal_path=self.path("logs", "journal.jsonl"))
             self.note("start proxy")
             self.proxy.start()
         if self._probe is None:

@@ -5,8 +5,12 @@
 
 `lincheck` is found as $RAFTKV_LINCHECK, <repo>/lincheck or <repo>/build/lincheck.
 
-Verdicts: `ok`, `violation` (definite), `unknown` (the time budget ran out
-before a decision) and `error` (bad history, missing checker, crash).
+Verdicts: `ok`, `violation` (definite), `unknown` (the time budget or the
+memory cap stopped the check before a decision: `details["stopped_by"]`
+says which), `empty` (the history holds no operation, so nothing was
+checked: a recorder that wrote nothing must not pass, and
+assert_linearizable fails on it) and `error` (bad history, missing checker,
+crash).
 
 The budget policy (assert_linearizable): an `unknown` verdict is never
 taken as a pass. The check is run once more with four times the budget;
@@ -52,7 +56,7 @@ def find_lincheck() -> Optional[str]:
 
 @dataclass
 class Verdict:
-    verdict: str                     # ok / violation / unknown / error
+    verdict: str                     # ok / violation / unknown / empty / error
     text: str = ""                   # lincheck's human-readable explanation
     details: dict = field(default_factory=dict)  # its --json object
     html: Optional[str] = None       # the HTML timeline, when written
@@ -91,12 +95,12 @@ def check_history(history: str, *, html: Optional[str] = None, budget_s: float =
         details = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     except ValueError:
         details = {}
-    verdict = {0: "ok", 1: "violation", 3: "unknown"}.get(proc.returncode)
+    verdict = {0: "ok", 1: "violation", 3: "unknown", 4: "empty"}.get(proc.returncode)
     if verdict is None or (details and details.get("verdict") != verdict):
         return Verdict("error", f"lincheck exit status {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}",
                        details, history=history, budget_s=budget_s)
     text = ""
-    if verdict != "ok":
+    if verdict not in ("ok", "empty"):
         # The text form explains the violation (minimal set, best order, why it is stuck).
         try:
             plain = _run([binary, history, "--timeout-s", f"{budget_s:g}"], wall)
@@ -136,8 +140,9 @@ def assert_linearizable(history: str, *, reports_dir: str, name: str, budget_s: 
     __tracebackhide__ = True
     html = os.path.splitext(history)[0] + ".html"
     v = check_history(history, html=html, budget_s=budget_s)
-    if v.verdict == "unknown":
-        # Never read "undecided" as "linearizable": try once more with a bigger budget.
+    if v.verdict == "unknown" and v.details.get("stopped_by") != "memory budget":
+        # Never read "undecided" as "linearizable": try once more with a bigger budget
+        # (pointless when the memory cap, not the time, stopped it).
         if note:
             note(f"lincheck undecided within {budget_s:g} s; retrying with {4 * budget_s:g} s")
         v = check_history(history, html=html, budget_s=4 * budget_s)
@@ -152,6 +157,14 @@ def assert_linearizable(history: str, *, reports_dir: str, name: str, budget_s: 
              + f"  explanation: {os.path.join(kept, 'lincheck.txt')}")
     if v.verdict == "violation":
         raise AssertionError(f"the history is NOT linearizable ({context}).\n{v.text}\nKept for inspection:\n{files}")
+    if v.verdict == "empty":
+        raise AssertionError(f"the history is EMPTY: no operation was recorded, so nothing was checked "
+                             f"({context}); a test that recorded nothing cannot pass.\n{files}")
+    if v.verdict == "unknown" and v.details.get("stopped_by") == "memory budget":
+        raise AssertionError(
+            f"lincheck stopped at its memory cap before deciding ({context}); this is not a verdict of "
+            f"violation, but the history was not checked, so the test cannot pass.\n{v.text}\n"
+            f"Re-check it offline with a larger cap: lincheck HISTORY --max-memory-mb 8192\n{files}")
     if v.verdict == "unknown":
         raise AssertionError(
             f"lincheck could not decide within {budget_s:g} s nor {4 * budget_s:g} s ({context}); this is not a "

@@ -85,9 +85,13 @@ class Proxy:
     """The proxy process plus its control client."""
 
     def __init__(self, binary: str, config_path: str, control: tuple[str, int], seed: int,
-                 log_path: str, clock):
-        self.process = ManagedProcess("proxy", [binary, "--config", config_path, "--seed", str(seed)],
-                                      log_path, clock)
+                 log_path: str, clock, journal_path: Optional[str] = None, journal_records: int = 50000):
+        argv = [binary, "--config", config_path, "--seed", str(seed)]
+        if journal_path:
+            # The message journal (docs/proxy.md): drawn as a diagram when a test fails.
+            argv += ["--journal", journal_path, "--journal-records", str(journal_records)]
+        self.journal_path = journal_path
+        self.process = ManagedProcess("proxy", argv, log_path, clock)
         self.control = ProxyControl(control)
 
     def start(self, timeout: float = 5.0) -> None:
@@ -110,6 +114,15 @@ class Proxy:
 
     def call(self, cmd: str, **fields: Any) -> dict:
         return self.control.call(cmd, **fields)
+
+    def write_journal(self) -> Optional[str]:
+        """Has a running proxy write its journal now; returns its path (None without a journal).
+        A proxy that no longer runs left the file it last wrote (at exit, or at start)."""
+        if not self.journal_path:
+            return None
+        if self.process.is_running():
+            self.control.call("journal", timeout=2.0, attempts=2)
+        return self.journal_path
 
     def kill(self) -> None:
         self.process.kill()

@@ -1,7 +1,10 @@
 #include "lincheck/history.h"
 
+#include <filesystem>
 #include <fstream>
 #include <istream>
+#include <limits>
+#include <set>
 #include <ostream>
 #include <unordered_map>
 
@@ -37,11 +40,48 @@ namespace {
 
 [[noreturn]] void fail(int line, const std::string& message) { throw ParseError(line, message); }
 
+// nlohmann keeps integers of 2^63 or more as unsigned; reading one as
+// int64 would wrap it to a negative number (a false violation), so reject it.
+std::int64_t to_int64(const json& value, const char* field, int line) {
+  if (value.is_number_unsigned() &&
+      value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    fail(line, std::string("field \"") + field + "\" is " + std::to_string(value.get<std::uint64_t>()) +
+                   ", out of range (integers must be below 2^63)");
+  }
+  return value.get<std::int64_t>();
+}
+
 std::int64_t require_int(const json& object, const char* field, int line) {
   auto it = object.find(field);
   if (it == object.end()) fail(line, std::string("missing field \"") + field + "\"");
   if (!it->is_number_integer()) fail(line, std::string("field \"") + field + "\" must be an integer");
-  return it->get<std::int64_t>();
+  return to_int64(*it, field, line);
+}
+
+// Parses one line, refusing a key repeated within one object: nlohmann would
+// silently keep the last value, so "result" given twice would check only one.
+json parse_unique_keys(const std::string& text, int line) {
+  std::vector<std::set<std::string>> open_objects;  // keys seen, per enclosing object
+  std::string repeated;
+  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && repeated.empty()) {
+      const std::string key = parsed.get<std::string>();
+      if (!open_objects.back().insert(key).second) repeated = key;
+    }
+    return true;
+  };
+  json object;
+  try {
+    object = json::parse(text, callback);
+  } catch (const json::parse_error& e) {
+    fail(line, std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!repeated.empty()) fail(line, "field \"" + repeated + "\" appears more than once");
+  return object;
 }
 
 std::string require_string(const json& object, const char* field, int line) {
@@ -64,12 +104,7 @@ std::optional<std::string> optional_string(const json& object, const char* field
 }  // namespace
 
 Op parse_op(const std::string& text, int line) {
-  json object;
-  try {
-    object = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(line, std::string("not valid JSON (") + e.what() + ")");
-  }
+  const json object = parse_unique_keys(text, line);
   if (!object.is_object()) fail(line, "not a JSON object");
 
   Op op;
@@ -106,7 +141,7 @@ Op parse_op(const std::string& text, int line) {
   auto complete = object.find("complete_us");
   if (complete != object.end() && !complete->is_null()) {
     if (!complete->is_number_integer()) fail(line, "field \"complete_us\" must be an integer or null");
-    op.complete_us = complete->get<std::int64_t>();
+    op.complete_us = to_int64(*complete, "complete_us", line);
     if (*op.complete_us < op.invoke_us) fail(line, "complete_us is before invoke_us");
   } else if (op.outcome != Outcome::Unknown) {
     fail(line, "field \"complete_us\" is required unless the outcome is unknown");
@@ -147,6 +182,10 @@ History read_history(std::istream& in) {
 }
 
 History read_history_file(const std::string& path) {
+  // An ifstream opens a directory and reads it as empty: that must not pass
+  // for an (empty, hence trivially linearizable) history.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("is a directory, not a history file");
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
   return read_history(in);
