@@ -100,6 +100,44 @@ def test_stale_leader_serves_no_linearizable_reads(make_cluster, rng, timing):
 
 
 @pytest.mark.points(2)
+def test_leader_that_hears_nobody_is_replaced(make_cluster, timing):
+    """A leader that can still send but no longer receive (a one-way partition) must give way:
+    the others elect a new leader within 10 election timeouts and writes work again.
+
+    The deaf leader's heartbeats still reach the followers, so their election
+    timers never fire on their own; only the leader can end this, by noticing
+    that no majority has answered it for an election timeout and stepping down
+    (check-quorum, thesis §6.2). A leader that never steps down when cut off
+    keeps the cluster without a working leader for as long as the fault lasts.
+    """
+    cluster = make_cluster(default=3, minimum=3)
+    client = cluster.client()
+    assert_ok(client.set("x", "before"), "write before the fault")
+    old = cluster.wait_settled()
+    term = cluster.status(old)["term"]
+    others = [n for n in cluster.ids if n != old]
+    for n in others:
+        cluster.block(n, old)
+    bound = timing.leader_bound
+    end = time.monotonic() + bound
+    new = None
+    while new is None and time.monotonic() < end:
+        statuses = cluster.status_all(others)
+        claims = [n for n, s in statuses.items() if s and s.get("role") == "leader" and s.get("term", 0) > term]
+        new = claims[0] if claims else None
+        time.sleep(0.05)
+    assert new is not None, (
+        f"no new leader among {others} within {bound:.1f} s while {old} (leader of term {term}) could send but "
+        f"not receive: a leader that hears from no majority must step down (check-quorum); statuses: "
+        f"{cluster.describe_statuses(cluster.status_all())}")
+    assert_ok(cluster.client(nodes=others).set("x", "after"), f"write at the new leader {new}")
+    cluster.heal()
+    cluster.wait_settled()
+    r = client.get("x")
+    assert r.ok and r.value == "after", f"after healing: x = {r}; expected 'after'"
+
+
+@pytest.mark.points(2)
 def test_random_partitions_then_heal(make_cluster, rng, timing):
     """Random partitions (including bridges: a node in both halves) under load, then heal.
 
