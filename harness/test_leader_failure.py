@@ -148,7 +148,7 @@ def test_paused_leader_serves_no_stale_read(make_cluster, rng, timing):
         ask.join(budget + 5.0)
         reader.close()
         cluster.heal()
-        assert not ask.is_alive(), f"round {round_no}: the get sent to {old} never returned"
+        assert not ask.is_alive() and answers, f"round {round_no}: the get sent to {old} never returned"
         r = answers[0]
         cluster.note(f"round {round_no}: get {key} at the resumed {old}: {r}")
         if r.ok and r.value != after:
