@@ -138,6 +138,67 @@ def test_leader_that_hears_nobody_is_replaced(make_cluster, timing):
 
 
 @pytest.mark.points(2)
+def test_deposed_leader_applies_no_entry_it_does_not_share(make_cluster, timing):
+    """A deposed leader holding writes it never committed must not apply them when a new
+    leader's heartbeats tell it a higher commit index.
+
+    The old leader, cut off alone, appends writes that no one else has. The
+    others elect a leader, commit 10 writes, lose that leader (killed) and
+    elect another, whose log is now longer than the old leader's. Then the
+    old leader hears the new leader again, but its own messages stay cut: the
+    new leader's probes name an entry past the old leader's log (rejected,
+    the answer lost), so nothing repairs its log, and the heartbeats that
+    linearizable gets trigger are anchored at the start of the log while
+    naming a commit index past the old leader's entries. Its local reads must
+    never show its never-committed writes. Guards: Figure 2, AppendEntries
+    rule 5 - commitIndex = min(leaderCommit, index of last new entry): a
+    message commits only what it proved the follower shares with the leader.
+    """
+    cluster = make_cluster(default=5, minimum=5)
+    client = cluster.client()
+    assert_ok(client.set("shared", "before"), "write before the partition")
+    old = cluster.wait_settled()
+    others = [n for n in cluster.ids if n != old]
+    for n in others:
+        cluster.block(old, n)
+        cluster.block(n, old)
+    stale = cluster.client()
+    keys = [f"minority-only-{i}" for i in range(3)]
+    for key in keys:
+        assert_not_acked(stale.set(key, "never-committed", only=old, deadline=0.5), f"write to the cut-off {old}")
+    first = cluster.wait_for_leader(timing.leader_bound, among=others)
+    fresh = cluster.client(nodes=others)
+    for i in range(10):
+        assert_ok(fresh.set(f"majority-{i}", str(i)), "write in the majority")
+    cluster.kill(first)
+    survivors = [n for n in others if n != first]
+    second = cluster.wait_for_leader(timing.leader_bound, among=survivors)
+    fresh.close()
+    fresh = cluster.client(nodes=survivors)
+    assert_ok(fresh.set("shared", "after"), f"write at the second new leader {second}")
+    for n in survivors:
+        cluster.unblock(n, old)  # it hears the new leader; its answers are still lost
+    applied = {}
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and not applied:
+        assert_ok(fresh.get("shared"), f"linearizable get at {second}")
+        for key in keys:
+            r = stale.get_local(key, old)
+            if r.ok and r.value is not None:
+                applied[key] = r.value
+    cluster.heal()
+    assert not applied, (
+        f"{old} applied entries it never shared with the leader (a heartbeat anchored below them named a higher "
+        f"commit index): local reads {applied}")
+    cluster.start(first)
+    cluster.wait_settled()
+    cluster.wait_converged()
+    for key in keys:
+        r = client.get(key)
+        assert r.ok and r.value is None, f"a write acknowledged by nobody came back after healing: {r}"
+
+
+@pytest.mark.points(2)
 def test_random_partitions_then_heal(make_cluster, rng, timing):
     """Random partitions (including bridges: a node in both halves) under load, then heal.
 
