@@ -12,8 +12,10 @@ each one this test runs, in a child pytest against that binary:
 
 `--mutants fast` (the default, what `make test` runs) tries each mutant's
 first catcher only: its quickest deterministic one. `--mutants full` runs
-every catcher of every mutant, so the matrix shows all the tests that catch
-each bug. The catching tests run with this run's seed, so `--seed` replays
+every catcher of every mutant. `--mutants matrix` runs every mutant against
+every test that is a catcher of any mutant (a test catches when it fails
+with an assertion it is listed with), so the matrix shows all the tests
+that catch each bug, chosen or not. The catching tests run with this run's seed, so `--seed` replays
 them. The end of the run prints the matrix mutant x test and writes it to
 `--mutants-report` (JSON, default mutants-report.json) and a readable
 table beside it (.md). Reproduce one by hand:
@@ -64,6 +66,10 @@ CATCHERS = {
     ],
     "commit_index_backwards": [
         ("harness/test_replication.py::test_commit_index_never_decreases", r"commit_index went backwards"),
+    ],
+    "heartbeat_commits_past_match": [
+        ("harness/test_partition.py::test_deposed_leader_applies_no_entry_it_does_not_share",
+         r"applied entries it never shared with the leader"),
     ],
     "leader_local_reads": [
         ("harness/test_leader_failure.py::test_paused_leader_serves_no_stale_read",
@@ -145,9 +151,20 @@ def describe(path: Path) -> str:
 
 
 def chosen_catchers(name: str, mode: str) -> list:
-    """The catchers to run: the first (quickest deterministic) one, or all of them."""
-    catchers = CATCHERS.get(name, [])
-    return catchers if mode == "full" else catchers[:1]
+    """The catchers to run: the first (quickest deterministic) one (fast), all of the mutant's own
+    (full), or its own and then every other mutant's catching test (matrix). A test counts as
+    catching when it fails with any assertion it is listed with, for this mutant or another."""
+    own = CATCHERS.get(name, [])
+    if mode == "fast":
+        return own[:1]
+    if mode == "full" or not own:
+        return own
+    patterns: dict = {}
+    for catchers in CATCHERS.values():
+        for test, pattern in catchers:
+            patterns.setdefault(test, []).append(pattern)
+    ordered = [t for t, _ in own] + sorted(t for t in patterns if t not in {t for t, _ in own})
+    return [(t, "|".join(f"(?:{p})" for p in dict.fromkeys(patterns[t]))) for t in ordered]
 
 
 @pytest.fixture
@@ -240,7 +257,7 @@ def test_mutant_is_caught(mutant_binary, settings, request):
         rows = request.config._raftkv_mutants = []
     rows.append({"mutant": name, "mistake": describe(REPO / "mutants" / f"{name}.mutant"), "mode": mode,
                  "seed": settings.seed, "duration_s": round(took_s, 1), "caught_by": caught, "not_by": other,
-                 "cells": cells})
+                 "own_catchers": [t.replace("harness/", "") for t, _ in CATCHERS[name]], "cells": cells})
     request.node.user_properties.append(("caught_by", ", ".join(caught) or "SURVIVED"))
     print(f"mutant {name}: caught by {', '.join(caught) or 'nothing'}; not by: {other}")
     assert caught, (f"mutant {name} SURVIVED: none of its catching tests failed with the expected assertion "

@@ -6,8 +6,9 @@ Registered by harness/conftest.py (`pytest_plugins`).
                       (skipped unless given)
   --reports-dir DIR   where evidence of a linearizability failure is kept (history,
                       HTML timeline, lincheck's explanation); default harness-reports/
-  --mutants fast|full which catchers test_mutants.py runs per mutant: its quickest
-                      deterministic one (fast, the default) or all of them (full)
+  --mutants fast|full|matrix  which tests test_mutants.py runs per mutant: its quickest
+                      deterministic catcher (fast, the default), all its catchers (full), or
+                      every mutant's catchers (matrix: the whole mutant x test matrix)
   --mutants-report PATH  where test_mutants.py writes the matrix mutant x test (JSON;
                       a readable table beside it, PATH with .md); default mutants-report.json
   markers: mutants (the mutant test: builds and runs the mutant nodes, a few minutes;
@@ -29,9 +30,9 @@ def pytest_addoption(parser):
     g.addoption("--reports-dir", metavar="DIR", default="harness-reports",
                 help="where a failed linearizability check keeps its history, HTML timeline and "
                      "explanation (default: harness-reports/ in the current directory)")
-    g.addoption("--mutants", dest="mutants_mode", choices=("fast", "full"), default="fast",
-                help="test_mutants.py: run each mutant's quickest deterministic catcher (fast, default) "
-                     "or every catcher (full)")
+    g.addoption("--mutants", dest="mutants_mode", choices=("fast", "full", "matrix"), default="fast",
+                help="test_mutants.py: run each mutant's quickest deterministic catcher (fast, default), "
+                     "all its catchers (full), or every test that catches any mutant (matrix)")
     g.addoption("--mutants-report", metavar="PATH", default="mutants-report.json",
                 help="where test_mutants.py writes the matrix mutant x test as JSON (and PATH.md as a "
                      "table); default mutants-report.json in the current directory")
@@ -59,7 +60,7 @@ def soak_seconds(pytestconfig):
 def mutant_matrix(rows: list) -> dict:
     """The report of test_mutants.py: per mutant its mistake and, per catching test, what happened.
 
-    A cell is "caught" (failed with the assertion that describes the mistake),
+    A cell is "caught" (failed with an assertion the test is listed with in CATCHERS),
     "failed otherwise", "passed", "skipped", "did not run", or absent: not a
     catcher chosen for that mutant (or not run in --mutants fast).
     """
