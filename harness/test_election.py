@@ -6,10 +6,13 @@ than one leader in a term; nothing is decided without a majority; and a node
 that was cut off for a long time rejoins without wrecking the cluster.
 """
 
+import json
+import socket
 import time
 
 import pytest
 
+from .lib import forge
 from .lib.checks import assert_not_acked, assert_ok, assert_one_leader_per_term
 
 
@@ -170,3 +173,67 @@ def test_isolated_node_does_not_inflate_term(make_cluster, rng, timing):
     term_after = cluster.status(leader)["term"]
     assert term_after <= term_before + 2, (
         f"the cluster's term went from {term_before} to {term_after} after {follower} rejoined")
+
+
+def _vote_reply(sock: socket.socket, term: int, timeout: float):
+    """The first request_vote_reply (not a pre-vote) for `term` arriving on sock, or None."""
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            data, _ = sock.recvfrom(65536)
+        except socket.timeout:
+            return None
+        try:
+            m = json.loads(data)
+        except ValueError:
+            continue
+        if (isinstance(m, dict) and m.get("type") == "request_vote_reply" and not m.get("pre_vote")
+                and m.get("term") == term):
+            return m
+
+
+@pytest.mark.reference
+@pytest.mark.points(2)
+def test_one_vote_per_term(make_cluster, timing):
+    """A node grants at most one vote per term: asked by two candidates of the same term, it
+    refuses the second.
+
+    Two of three nodes are killed; the survivor, no longer hearing a leader,
+    receives request_vote for term T+1 from each dead node's address in turn
+    (candidate logs as up to date as its own). It must grant the first and
+    refuse the second. Guards: Figure 2, RequestVote - grant only "if votedFor
+    is null or candidateId"; two votes in one term let two candidates both win
+    it (Election Safety, §5.2). Reference-only: it forges peer messages in
+    the reference node's sealed format (PROTOCOL.md, "Peer authentication").
+    """
+    cluster = make_cluster(default=3, minimum=3, proxy=False)
+    leader = cluster.wait_settled()
+    voter = next(n for n in cluster.ids if n != leader)
+    first, second = [n for n in cluster.ids if n != voter]
+    cluster.kill([first, second])
+    # Past the leader lease (a node that heard a leader within election_min ignores votes).
+    time.sleep(2 * timing.election_max)
+    st = cluster.status(voter)
+    assert st is not None, f"{voter} does not answer status"
+    term = st["term"] + 1
+    last = (st["last_log_index"] + 10, st["term"])  # at least as up to date as the voter's log
+    with open(cluster.path("configs", f"{voter}.json")) as f:
+        cluster_id = json.load(f)["cluster_id"]
+    key = forge.read_key(cluster.path("configs", "cluster.key"))
+    replies = {}
+    with forge.Sender(bind=cluster.private[first]) as a, forge.Sender(bind=cluster.private[second]) as b:
+        for candidate, sender in ((first, a), (second, b)):
+            sender.send(forge.seal(forge.request_vote(candidate, voter, term, last=last), cluster_id, key),
+                        cluster.private[voter])
+            replies[candidate] = _vote_reply(sender.sock, term, 1.0)
+    cluster.note(f"{voter}'s replies in term {term}: {replies}")
+    assert replies[first] is not None and replies[first].get("vote_granted") is True, (
+        f"{voter} did not grant its vote in term {term} to the first candidate {first}: {replies[first]} "
+        "(the test needs a first vote to be granted)")
+    assert replies[second] is not None, f"{voter} never answered the second candidate {second} in term {term}"
+    assert replies[second].get("vote_granted") is not True, (
+        f"{voter} voted twice in term {term}: for {first}, then for {second} (one vote per term, Figure 2)")

@@ -1,11 +1,14 @@
-"""Crashing the leader (SIGKILL): failover, catch-up, and no lost writes.
+"""Crashing or pausing the leader (SIGKILL, SIGSTOP): failover, catch-up, no lost writes, no stale reads.
 
 A crash is the common case Raft is built for: the leader disappears without
 a word, the followers notice the missing heartbeats, one of them wins an
 election, and clients carry on at the new leader. The old leader, restarted
-from its own disk, must come back as a follower and catch up.
+from its own disk, must come back as a follower and catch up. A paused
+leader (SIGSTOP: a long GC, swapping, a stopped VM) is worse: when it
+resumes it still believes it leads, with requests waiting in its socket.
 """
 
+import threading
 import time
 
 import pytest
@@ -93,3 +96,63 @@ def test_repeated_leader_crashes(make_cluster, rng, timing):
     assert writers.acked() >= 30, f"too little progress under leader crashes: {history.summary()}"
     assert_acked_writes_survive(cluster.client(), history)
     assert_one_leader_per_term(cluster.observed())
+
+
+@pytest.mark.points(3)
+def test_paused_leader_serves_no_stale_read(make_cluster, rng, timing):
+    """Jepsen's pause nemesis: a linearizable get queued at a paused leader must not return the
+    value that a newer leader replaced while it was stopped.
+
+    Each of 3 rounds: SIGSTOP the leader; the others elect a new leader and
+    commit x = new; only then send the stopped node a get of x (it waits in
+    its socket); SIGCONT it. Its answer must be an error, or new: the get was
+    sent after new was acknowledged, so old is a stale read. While it is
+    stopped the links from the others into it are cut (a slow network), so no
+    message of the new term is in its socket ahead of the get: a node that
+    answers the get from its own state, without confirming its leadership,
+    is caught in every round, whatever its check-quorum does. The timings
+    vary per round (how many writes, when the get is sent, when it resumes).
+
+    Guards: §8 - a leader confirms with a majority (ReadIndex) before it
+    answers a read, because it may have been deposed without knowing it.
+    """
+    cluster = make_cluster(default=3, minimum=3)
+    writer = cluster.client()
+    stale = []
+    for round_no in range(3):
+        key, before, after = f"x{round_no}", f"old-{round_no}", f"new-{round_no}"
+        assert_ok(writer.set(key, before), f"round {round_no}: write before the pause")
+        old = cluster.wait_settled()
+        cluster.wait_converged()
+        others = [n for n in cluster.ids if n != old]
+        reader = cluster.client()
+        budget = timing.catch_up_bound
+        answers = []
+        # One datagram (timeout = deadline): the get waits in the stopped node's socket.
+        ask = threading.Thread(target=lambda: answers.append(
+            reader.get(key, only=old, timeout=budget, deadline=budget)), daemon=True)
+        cluster.pause(old)
+        try:
+            for n in others:
+                cluster.block(n, old)
+            cluster.wait_for_leader(timing.leader_bound, among=others)
+            majority_client = cluster.client(nodes=others)
+            for i in range(rng.randint(1, 3)):
+                assert_ok(majority_client.set(key, after), f"round {round_no}: write {i} while {old} is paused")
+            majority_client.close()
+            time.sleep(rng.uniform(0.0, 2 * timing.heartbeat_ms / 1000.0))
+            ask.start()
+            time.sleep(rng.uniform(0.05, 0.05 + 2 * timing.heartbeat_ms / 1000.0))
+        finally:
+            cluster.resume(old)
+        ask.join(budget + 5.0)
+        reader.close()
+        cluster.heal()
+        assert not ask.is_alive() and answers, f"round {round_no}: the get sent to {old} never returned"
+        r = answers[0]
+        cluster.note(f"round {round_no}: get {key} at the resumed {old}: {r}")
+        if r.ok and r.value != after:
+            stale.append(f"round {round_no}: {old} answered {key} = {r.value!r} after {after!r} was acknowledged")
+    assert not stale, ("stale read from the paused old leader (it answered a linearizable get without "
+                       "confirming it still leads): " + "; ".join(stale))
+    writer.close()

@@ -100,6 +100,105 @@ def test_stale_leader_serves_no_linearizable_reads(make_cluster, rng, timing):
 
 
 @pytest.mark.points(2)
+def test_leader_that_hears_nobody_is_replaced(make_cluster, timing):
+    """A leader that can still send but no longer receive (a one-way partition) must give way:
+    the others elect a new leader within 10 election timeouts and writes work again.
+
+    The deaf leader's heartbeats still reach the followers, so their election
+    timers never fire on their own; only the leader can end this, by noticing
+    that no majority has answered it for an election timeout and stepping down
+    (check-quorum, thesis §6.2). A leader that never steps down when cut off
+    keeps the cluster without a working leader for as long as the fault lasts.
+    """
+    cluster = make_cluster(default=3, minimum=3)
+    client = cluster.client()
+    assert_ok(client.set("x", "before"), "write before the fault")
+    old = cluster.wait_settled()
+    term = cluster.status(old)["term"]
+    others = [n for n in cluster.ids if n != old]
+    for n in others:
+        cluster.block(n, old)
+    bound = timing.leader_bound
+    end = time.monotonic() + bound
+    new = None
+    while new is None and time.monotonic() < end:
+        statuses = cluster.status_all(others)
+        claims = [n for n, s in statuses.items() if s and s.get("role") == "leader" and s.get("term", 0) > term]
+        new = claims[0] if claims else None
+        time.sleep(0.05)
+    assert new is not None, (
+        f"no new leader among {others} within {bound:.1f} s while {old} (leader of term {term}) could send but "
+        f"not receive: a leader that hears from no majority must step down (check-quorum); statuses: "
+        f"{cluster.describe_statuses(cluster.status_all())}")
+    assert_ok(cluster.client(nodes=others).set("x", "after"), f"write at the new leader {new}")
+    cluster.heal()
+    cluster.wait_settled()
+    r = client.get("x")
+    assert r.ok and r.value == "after", f"after healing: x = {r}; expected 'after'"
+
+
+@pytest.mark.points(2)
+def test_deposed_leader_applies_no_entry_it_does_not_share(make_cluster, timing):
+    """A deposed leader holding writes it never committed must not apply them when a new
+    leader's heartbeats tell it a higher commit index.
+
+    The old leader, cut off alone, appends writes that no one else has. The
+    others elect a leader, commit 10 writes, lose that leader (killed) and
+    elect another, whose log is now longer than the old leader's. Then the
+    old leader hears the new leader again, but its own messages stay cut: the
+    new leader's probes name an entry past the old leader's log (rejected,
+    the answer lost), so nothing repairs its log, and the heartbeats that
+    linearizable gets trigger are anchored at the start of the log while
+    naming a commit index past the old leader's entries. Its local reads must
+    never show its never-committed writes. Guards: Figure 2, AppendEntries
+    rule 5 - commitIndex = min(leaderCommit, index of last new entry): a
+    message commits only what it proved the follower shares with the leader.
+    """
+    cluster = make_cluster(default=5, minimum=5)
+    client = cluster.client()
+    assert_ok(client.set("shared", "before"), "write before the partition")
+    old = cluster.wait_settled()
+    others = [n for n in cluster.ids if n != old]
+    for n in others:
+        cluster.block(old, n)
+        cluster.block(n, old)
+    stale = cluster.client()
+    keys = [f"minority-only-{i}" for i in range(3)]
+    for key in keys:
+        assert_not_acked(stale.set(key, "never-committed", only=old, deadline=0.5), f"write to the cut-off {old}")
+    first = cluster.wait_for_leader(timing.leader_bound, among=others)
+    fresh = cluster.client(nodes=others)
+    for i in range(10):
+        assert_ok(fresh.set(f"majority-{i}", str(i)), "write in the majority")
+    cluster.kill(first)
+    survivors = [n for n in others if n != first]
+    second = cluster.wait_for_leader(timing.leader_bound, among=survivors)
+    fresh.close()
+    fresh = cluster.client(nodes=survivors)
+    assert_ok(fresh.set("shared", "after"), f"write at the second new leader {second}")
+    for n in survivors:
+        cluster.unblock(n, old)  # it hears the new leader; its answers are still lost
+    applied = {}
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and not applied:
+        assert_ok(fresh.get("shared"), f"linearizable get at {second}")
+        for key in keys:
+            r = stale.get_local(key, old)
+            if r.ok and r.value is not None:
+                applied[key] = r.value
+    cluster.heal()
+    assert not applied, (
+        f"{old} applied entries it never shared with the leader (a heartbeat anchored below them named a higher "
+        f"commit index): local reads {applied}")
+    cluster.start(first)
+    cluster.wait_settled()
+    cluster.wait_converged()
+    for key in keys:
+        r = client.get(key)
+        assert r.ok and r.value is None, f"a write acknowledged by nobody came back after healing: {r}"
+
+
+@pytest.mark.points(2)
 def test_random_partitions_then_heal(make_cluster, rng, timing):
     """Random partitions (including bridges: a node in both halves) under load, then heal.
 

@@ -166,3 +166,45 @@ def test_divergent_entries_are_repaired(make_cluster, timing):
             assert r.ok and r.value is None, f"{node} applied an entry that was never committed: {r}"
     assert_registers_linearizable(history)
     assert_acked_writes_survive(majority_client, history)
+
+
+@pytest.mark.points(2)
+def test_commit_index_never_decreases(make_cluster, rng, timing):
+    """A follower's commit index never goes backwards, even when the leader knows less about it.
+
+    The follower's replies to the leader are cut, while the leader's appends
+    still reach it: it learns a high commit index from them, but the leader
+    still believes it matches only what it acknowledged before the cut. Then
+    linearizable gets make the leader send confirming heartbeats, which prove
+    only that older match. The follower's commit_index (status) must stay
+    where it was. Guards: Figure 2 - commitIndex only increases (what is
+    committed stays committed, §5.4); the min(leaderCommit, last new entry)
+    rule caps how far a message may raise it, it never lowers it.
+    """
+    cluster = make_cluster(default=3, minimum=3)
+    client = cluster.client()
+    assert_ok(client.set("x", "0"), "first write")
+    leader = cluster.wait_settled()
+    follower = rng.choice([n for n in cluster.ids if n != leader])
+    cluster.wait_caught_up(follower)
+    cluster.block(follower, leader)
+    for i in range(20):
+        assert_ok(client.set(f"k{i}", str(i)), f"write {i} while {follower}'s replies are lost")
+    target = cluster.status(leader)["commit_index"]
+    high = cluster.wait_for(f"{follower} learning commit index {target} from the leader's appends",
+                            lambda st: st[follower] is not None and st[follower]["commit_index"] >= target,
+                            timing.catch_up_bound, nodes=[follower])[follower]["commit_index"]
+    lowest = high
+    end = time.monotonic() + 2.0
+    for _ in range(40):
+        if time.monotonic() >= end:
+            break
+        assert_ok(client.get("x"), "linearizable get")
+        st = cluster.status(follower)
+        if st is not None:
+            lowest = min(lowest, st["commit_index"])
+    cluster.heal()
+    assert lowest >= high, (
+        f"{follower}'s commit_index went backwards from {high} to {lowest} (an append_entries proving a shorter "
+        f"match must not lower what it already knew was committed)")
+    cluster.wait_converged()
