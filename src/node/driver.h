@@ -99,9 +99,11 @@ class Observer {
   virtual ~Observer() = default;
   // A Ready was just taken from the core; nothing of it is handled yet.
   virtual void on_ready(const raft::Ready&) {}
-  // Its hard state and entries are durable; no message has left.
+  // Its hard state and entries are durable; of its messages only the
+  // leader's append_entries and install_snapshot have left (they go before
+  // the leader's own write, thesis §10.2.1; driver.cc).
   virtual void on_persisted(const raft::Ready&) {}
-  // Its messages have left; nothing of it is applied.
+  // All its messages have left; nothing of it is applied.
   virtual void on_sent(const raft::Ready&) {}
   // The state machine applied `entry`; `command` and `result` are null for
   // a no-op or an entry that holds no valid command. Before any client
