@@ -3,6 +3,7 @@
 #   make            check packages, build everything, link ./node ./client ... to build/
 #   make test       unit tests + simulation (ctest), then the Python harness
 #   make cluster    run a local 5-node cluster in the foreground (Ctrl-C stops it)
+#   make bench      raftkv against etcd on this machine: one table, JSON lines (bench/README.md)
 #   make help       list all targets
 
 BUILD_DIR  := build
@@ -25,7 +26,7 @@ DEPS := cmake g++ make nlohmann-json3-dev libboost-dev libboost-filesystem-dev \
         libgtest-dev libedit-dev libsodium-dev python3-pytest
 
 .DEFAULT_GOAL := all
-.PHONY: all programs configure links deps test cluster clean distclean help
+.PHONY: all programs configure links deps test cluster bench clean distclean help
 
 # all: check deps, configure once (when the cache is missing), build
 # everything (programs and tests), link the programs into the repo root.
@@ -110,6 +111,15 @@ else
 	exec ./launcher
 endif
 
+# bench: 3 raftkv nodes against 3 etcd members on 127.0.0.1 (bench/kv_bench.py);
+# as root it installs etcd-server and python3-etcd3 itself when missing,
+# otherwise it says so and measures raftkv alone. BENCH_ARGS passes options.
+BENCH_ARGS ?=
+BENCH_JSON ?= $(BUILD_DIR)/bench-results.jsonl
+bench: programs
+	/usr/bin/python3 bench/kv_bench.py --node-bin $(BUILD_DIR)/node --client-bin $(BUILD_DIR)/client \
+	  --json $(BENCH_JSON) $(BENCH_ARGS)
+
 # clean: remove the build tree and the program symlinks.
 clean:
 	rm -rf $(BUILD_DIR)
@@ -128,6 +138,8 @@ help:
 	@echo "  test       build, then ctest and (if present) pytest harness/"
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
 	@echo "             PROXY=1: the same cluster behind ./proxy, for run_scenario.py --attach"
+	@echo "  bench      raftkv vs etcd (installed when root): puts, linearizable gets, failover;"
+	@echo "             one table, JSON lines in $(BUILD_DIR)/bench-results.jsonl (~10 min)"
 	@echo "  clean      remove $(BUILD_DIR)/ and the ./node ./client ... symlinks"
 	@echo "  distclean  clean, and remove configs/ and data/"
 	@echo "  help       this list"
