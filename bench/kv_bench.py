@@ -176,38 +176,29 @@ def fmt(v: Optional[float], unit: str) -> str:
     return f"{v:.2f}"
 
 
-def print_table(systems: list, summary: dict, clients: list[int], trials: int) -> None:
+def print_table(systems: list, summary: dict, clients: list[int], workloads: list[str], trials: int) -> None:
+    """One column per system, then the first system's ratio to each other one."""
     names = [s.name for s in systems]
-    ref = next((s.name for s in systems if s.kind == "etcd"), None)
-    head = f"{'':34}" + "".join(f"{n:>14}" for n in names)
-    if ref:
-        head += "".join(f"{n + '/etcd':>16}" for n in names if n != ref)
+    first, others = names[0], names[1:]
+    head = f"{'':34}" + "".join(f"{n:>14}" for n in names) + "".join(f"{first + '/' + o:>16}" for o in others)
     print(head)
     rows = []
     for wl, label in (("put", "puts"), ("get", "linearizable gets")):
+        if wl not in workloads:
+            continue
         for c in clients:
-            rows.append((f"{label}/s, {c} clients", wl, c, "ops_per_s", "ops"))
-            rows.append((f"  p50 ms", wl, c, "p50_ms", "ms"))
-            rows.append((f"  p99.9 ms", wl, c, "p999_ms", "ms"))
-    for title, wl, c, field, unit in rows:
-        vals = {n: summary.get((n, wl, c), {}).get(field) for n in names}
+            rows.append((f"{label}/s, {c} clients", (wl, c), "ops_per_s", "ops"))
+            rows.append(("  p50 ms", (wl, c), "p50_ms", "ms"))
+            rows.append(("  p99.9 ms", (wl, c), "p999_ms", "ms"))
+    if trials > 0:
+        rows.append((f"failover median ms ({trials} trials)", ("failover",), "ms", "ms"))
+    for title, key, field, unit in rows:
+        vals = {n: summary.get((n, *key), {}).get(field) for n in names}
         line = f"{title:34}" + "".join(f"{fmt(vals[n], unit):>14}" for n in names)
-        if ref:
-            for n in names:
-                if n == ref:
-                    continue
-                r = vals[n] / vals[ref] if vals[n] is not None and vals[ref] else None
-                line += f"{(f'{r:.2f}x' if r is not None else '-'):>16}"
+        for o in others:
+            r = vals[first] / vals[o] if vals[first] is not None and vals[o] else None
+            line += f"{(f'{r:.2f}x' if r is not None else '-'):>16}"
         print(line)
-    vals = {n: summary.get((n, "failover")) for n in names}
-    line = f"{f'failover median ms ({trials} trials)':34}" + "".join(
-        f"{fmt(vals[n] * 1000 if vals[n] is not None else None, 'ms'):>14}" for n in names)
-    if ref:
-        for n in names:
-            if n != ref:
-                r = vals[n] / vals[ref] if vals[n] is not None and vals[ref] else None
-                line += f"{(f'{r:.2f}x' if r is not None else '-'):>16}"
-    print(line)
 
 
 # -------------------------------------------------------------- main ----
@@ -296,7 +287,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 emit({"kind": "failover", "system": s.name, "trial": t + 1, "ms": round(took * 1000, 1)})
                 log(f"{s.name} failover #{t + 1}: {took * 1000:.0f} ms")
             if trials:
-                summary[(s.name, "failover")] = statistics.median(trials)
+                summary[(s.name, "failover")] = {"ms": statistics.median(trials) * 1000}
                 emit({"kind": "failover_median", "system": s.name, "ms": round(statistics.median(trials) * 1000, 1)})
     except BenchError as e:
         log(f"bench failed: {e}")
@@ -315,7 +306,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print(f"{len(systems)} systems, 3 members each on {HOST}, fsync on, {args.keys} keys, {args.value_bytes}-byte "
           f"values, closed loop; medians of {args.reps} x {args.duration:g} s; {os.cpu_count()} CPUs")
-    print_table(systems, summary, clients, args.failover_trials)
+    print_table(systems, summary, clients, workloads, args.failover_trials)
     wall = now() - t_start
     print(f"\nwall time {wall:.0f} s; JSON lines in {args.json} (run {run_id}). "
           "Absolute figures vary between machines: compare ratios within one run.")
