@@ -180,7 +180,7 @@ def print_table(systems: list, summary: dict, clients: list[int], workloads: lis
     """One column per system, then the first system's ratio to each other one."""
     names = [s.name for s in systems]
     first, others = names[0], names[1:]
-    head = f"{'':34}" + "".join(f"{n:>14}" for n in names) + "".join(f"{first + '/' + o:>16}" for o in others)
+    head = f"{'':34}" + "".join(f"{n:>14}" for n in names) + "".join(f"{first + '/' + o:>17}" for o in others)
     print(head)
     rows = []
     for wl, label in (("put", "puts"), ("get", "linearizable gets")):
@@ -197,7 +197,7 @@ def print_table(systems: list, summary: dict, clients: list[int], workloads: lis
         line = f"{title:34}" + "".join(f"{fmt(vals[n], unit):>14}" for n in names)
         for o in others:
             r = vals[first] / vals[o] if vals[first] is not None and vals[o] else None
-            line += f"{(f'{r:.2f}x' if r is not None else '-'):>16}"
+            line += f"{(f'{r:.2f}x' if r is not None else '-'):>17}"
         print(line)
 
 

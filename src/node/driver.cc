@@ -66,6 +66,7 @@ void Driver::process_ready() {
     // §10.2.1), so the follower's fsync runs alongside the leader's.
     for (const raft::Message& m : rd.messages)
       if (may_leave_before_persist(m)) transport_.send(m);
+    transport_.flush();
     // 1. Persist: term and vote first (a snapshot's term must never be
     // newer than the disk's term, §5.1), then a snapshot from the leader
     // (the entries continue it), then the entries, one fsync for the batch.
@@ -80,6 +81,7 @@ void Driver::process_ready() {
     // everything they vouch for is durable (Figure 2, pitfalls 2 and 3).
     for (const raft::Message& m : rd.messages)
       if (!may_leave_before_persist(m)) transport_.send(m);
+    transport_.flush();
     observer_->on_sent(rd);
     // 3. Apply and answer.
     for (const raft::Entry& e : rd.committed) apply(e);
@@ -92,6 +94,7 @@ void Driver::process_ready() {
     }
     core_.advance(rd);
     answer_writes_of_lost_leadership();
+    transport_.flush();  // the answers of this Ready, in one batch
     observer_->on_advanced();
     maybe_take_snapshot();
   }

@@ -89,6 +89,11 @@ class Transport {
   // Best effort, like UDP.
   virtual void send(const raft::Message& message) = 0;
   virtual void reply(const net::Endpoint& to, const wire::ClientReply& reply) = 0;
+  // A transport may hold what send() and reply() gave it to send many with
+  // one system call; flush() sends it now. The driver flushes before its
+  // fsync (so the leader's appends are on the wire while it writes, thesis
+  // §10.2.1) and after each Ready; the owner of the loop at each turn's end.
+  virtual void flush() {}
 };
 
 // Points in the loop where a test may look, or crash the node by throwing.
