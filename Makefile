@@ -4,6 +4,7 @@
 #   make test       unit tests + simulation (ctest), then the Python harness
 #   make cluster    run a local 5-node cluster in the foreground (Ctrl-C stops it)
 #   make dashboard  5 nodes behind the fault proxy and a live web page of them (Ctrl-C stops all)
+#   make bench      raftkv against etcd on this machine: one table, JSON lines (bench/README.md)
 #   make help       list all targets
 
 BUILD_DIR  := build
@@ -32,7 +33,7 @@ DASHBOARD_PORT ?= 8080
 DASHBOARD_ARGS ?=
 
 .DEFAULT_GOAL := all
-.PHONY: all programs configure links deps test cluster dashboard clean distclean help
+.PHONY: all programs configure links deps test cluster dashboard bench clean distclean help
 
 # all: check deps, configure once (when the cache is missing), build
 # everything (programs and tests), link the programs into the repo root.
@@ -128,6 +129,15 @@ endif
 dashboard: programs
 	exec $(PYTHON) ./dashboard --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
 
+# bench: 3 raftkv nodes against 3 etcd members on 127.0.0.1 (bench/kv_bench.py);
+# as root it installs etcd-server and python3-etcd3 itself when missing,
+# otherwise it says so and measures raftkv alone. BENCH_ARGS passes options.
+BENCH_ARGS ?=
+BENCH_JSON ?= $(BUILD_DIR)/bench-results.jsonl
+bench: programs
+	/usr/bin/python3 bench/kv_bench.py --node-bin $(BUILD_DIR)/node --client-bin $(BUILD_DIR)/client \
+	  --json $(BENCH_JSON) $(BENCH_ARGS)
+
 # clean: remove the build tree and the program symlinks.
 clean:
 	rm -rf $(BUILD_DIR)
@@ -147,6 +157,8 @@ help:
 	@echo "  cluster    build, create configs with ./setup $(SETUP_ARGS) if none, run ./launcher"
 	@echo "             PROXY=1: the same cluster behind ./proxy, for run_scenario.py --attach"
 	@echo "  dashboard  build, start 5 nodes behind ./proxy and the web page on 127.0.0.1:$(DASHBOARD_PORT)"
+	@echo "  bench      raftkv vs etcd (installed when root): puts, linearizable gets, failover;"
+	@echo "             one table, JSON lines in $(BUILD_DIR)/bench-results.jsonl (~10 min)"
 	@echo "  clean      remove $(BUILD_DIR)/ and the ./node ./client ... symlinks"
 	@echo "  distclean  clean, and remove configs/ and data/"
 	@echo "  help       this list"

@@ -608,7 +608,7 @@ def describe(statuses: dict) -> str:
 
 class LoadGen:
     def __init__(self, servers: dict[str, tuple[str, int]], *, concurrency: int, keys: int, value_bytes: int,
-                 request_timeout: float, seed: int):
+                 request_timeout: float, seed: int, key_prefix: str = "key-"):
         for host, _port in servers.values():
             if not host.startswith("127."):
                 raise BenchError(f"refusing to send load to {host}: loopback only")
@@ -616,6 +616,7 @@ class LoadGen:
         self.order = list(servers)
         self.concurrency = concurrency
         self.keys = keys
+        self.key_prefix = key_prefix
         self.request_timeout = request_timeout
         self.rng = random.Random(seed)
         prefix = f"fig{os.urandom(3).hex()}"
@@ -682,7 +683,7 @@ class LoadGen:
             i = self.issued
             self.issued += 1
             self.seqs[k] += 1
-            key_of[k] = f"key-{i % self.keys}"
+            key_of[k] = f"{self.key_prefix}{i % self.keys}"
             val_of[k] = values[i % nvals]
             target[k] = self.leader
             active[k] = True

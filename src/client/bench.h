@@ -28,7 +28,7 @@ struct BenchReport {
   std::uint64_t writes = 0;
   double throughput = 0;  // ok_ops per second
   // Latency of successful operations, milliseconds.
-  double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0, mean_ms = 0;
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0, mean_ms = 0;
   // Errors by kind. The bench issues no cas, so there is no cas_failed count.
   std::uint64_t unavailable = 0;
   std::uint64_t rejected = 0;

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -80,12 +82,14 @@ UdpSocket::~UdpSocket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-UdpSocket::UdpSocket(UdpSocket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+UdpSocket::UdpSocket(UdpSocket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), scratch_(std::move(other.scratch_)) {}
 
 UdpSocket& UdpSocket::operator=(UdpSocket&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
+    scratch_ = std::move(other.scratch_);
   }
   return *this;
 }
@@ -115,25 +119,19 @@ bool UdpSocket::send_to(const Endpoint& to, std::string_view datagram) {
 bool UdpSocket::receive(std::string& buffer, Endpoint& from, std::chrono::milliseconds timeout) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::max(timeout, std::chrono::milliseconds(0));
+  // The datagram lands in a buffer allocated once and is copied out at its
+  // own length: resizing `buffer` to 64 KiB for every datagram zero-filled
+  // up to 64 KiB each time (perf: memset was 2.4% of a busy leader).
+  if (!scratch_) scratch_ = std::make_unique<char[]>(kReceiveBufferBytes);
   for (;;) {
-    const auto remaining =
-        std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd pfd{fd_, POLLIN, 0};
-    const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<long long>(remaining, 0)));
-    if (ready < 0) {
-      if (errno == EINTR) continue;  // a signal: keep waiting for what is left
-      throw std::runtime_error("poll(): " + errno_text(errno));
-    }
-    if (ready == 0) return false;
-
-    // resize() keeps the capacity, so a long-lived buffer is allocated once.
-    buffer.resize(kReceiveBufferBytes);
+    // Try first, poll only when nothing is queued: draining a burst costs
+    // one system call per datagram rather than two.
     sockaddr_in addr{};
     socklen_t len = sizeof addr;
-    const ssize_t n = ::recvfrom(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT,
+    const ssize_t n = ::recvfrom(fd_, scratch_.get(), kReceiveBufferBytes, MSG_DONTWAIT,
                                  reinterpret_cast<sockaddr*>(&addr), &len);
     if (n >= 0) {
-      buffer.resize(static_cast<std::size_t>(n));
+      buffer.assign(scratch_.get(), static_cast<std::size_t>(n));
       from = Endpoint::from_sockaddr(addr);
       return true;
     }
@@ -142,10 +140,47 @@ bool UdpSocket::receive(std::string& buffer, Endpoint& from, std::chrono::millis
     if (err == EBADF || err == ENOTSOCK || err == EFAULT || err == EINVAL) {
       throw std::runtime_error("recvfrom(): " + errno_text(err));  // a bug, not the network
     }
-    // EINTR, a spurious wakeup (EAGAIN) or a queued ICMP error
-    // (ECONNREFUSED, ...) is not a datagram: wait again while time is left.
-    if (Clock::now() >= deadline) return false;
+    // EINTR, nothing queued (EAGAIN) or a queued ICMP error (ECONNREFUSED,
+    // ...) is not a datagram: wait while time is left.
+    const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (remaining <= 0) return false;
+    pollfd pfd{fd_, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(remaining));
+    if (ready < 0 && errno != EINTR) throw std::runtime_error("poll(): " + errno_text(errno));
+    if (ready == 0) return false;
   }
+}
+
+bool UdpSocket::send_many(const Endpoint* to, const std::string* datagrams, std::size_t count) {
+  bool all = true;
+  std::size_t done = 0;
+  while (done < count) {
+    // One sendmmsg per kMaxSendBatch datagrams: the arrays live on the stack.
+    const std::size_t n = std::min(count - done, kMaxSendBatch);
+    std::array<sockaddr_in, kMaxSendBatch> addrs{};
+    std::array<iovec, kMaxSendBatch> iovs{};
+    std::array<mmsghdr, kMaxSendBatch> msgs{};
+    for (std::size_t i = 0; i < n; ++i) {
+      addrs[i] = to[done + i].to_sockaddr();
+      iovs[i].iov_base = const_cast<char*>(datagrams[done + i].data());
+      iovs[i].iov_len = datagrams[done + i].size();
+      msgs[i].msg_hdr.msg_name = &addrs[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int sent = ::sendmmsg(fd_, msgs.data(), static_cast<unsigned>(n), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      // The first datagram failed (ECONNREFUSED from an earlier ICMP error,
+      // ENOBUFS, ...): it is lost, as with sendto; go on with the next one.
+      all = false;
+      ++done;
+      continue;
+    }
+    done += static_cast<std::size_t>(sent);
+  }
+  return all;
 }
 
 }  // namespace net

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,8 +56,15 @@ class UdpSocket {
   // false on timeout. `buffer` is resized to the datagram (capacity reused).
   bool receive(std::string& buffer, Endpoint& from, std::chrono::milliseconds timeout);
 
+  // Sends datagrams[i] to to[i] for i < count with as few sendmmsg calls as
+  // possible (kMaxSendBatch a call). Best effort, as send_to: a datagram
+  // the kernel refuses is lost and the rest still go. False if any was lost.
+  static constexpr std::size_t kMaxSendBatch = 64;
+  bool send_many(const Endpoint* to, const std::string* datagrams, std::size_t count);
+
  private:
   int fd_ = -1;
+  std::unique_ptr<char[]> scratch_;  // receive buffer, allocated at the first receive
 };
 
 }  // namespace net

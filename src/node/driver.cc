@@ -14,6 +14,20 @@ Observer& no_observer() {
   return none;
 }
 
+// Thesis §10.2.1: a leader may send append_entries (and install_snapshot)
+// before its own entries are durable. They vouch for nothing on the
+// leader's disk: only the leader of their term sends them, and it persisted
+// that term and its vote before its request_votes left; its own entries
+// count toward a commit only once durable (the core counts itself from
+// persisted_index, raft.cc maybe_commit). If it crashes first, followers
+// hold entries it lost, as a follower that missed an append would: no other
+// leader can exist in that term to write a different entry at that index.
+// Every other message (vote grants, append and snapshot acks, request_vote)
+// vouches for this node's disk and waits for it.
+bool may_leave_before_persist(const raft::Message& m) {
+  return m.type == raft::MessageType::AppendEntries || m.type == raft::MessageType::InstallSnapshot;
+}
+
 }  // namespace
 
 const char* role_name(raft::Role role) {
@@ -48,6 +62,11 @@ void Driver::process_ready() {
   while (core_.has_ready()) {
     raft::Ready rd = core_.ready();
     observer_->on_ready(rd);
+    // 0. The leader's replication leaves before its own write (thesis
+    // §10.2.1), so the follower's fsync runs alongside the leader's.
+    for (const raft::Message& m : rd.messages)
+      if (may_leave_before_persist(m)) transport_.send(m);
+    transport_.flush();
     // 1. Persist: term and vote first (a snapshot's term must never be
     // newer than the disk's term, §5.1), then a snapshot from the leader
     // (the entries continue it), then the entries, one fsync for the batch.
@@ -58,8 +77,11 @@ void Driver::process_ready() {
       storage_.sync();
     }
     observer_->on_persisted(rd);
-    // 2. Send, now that everything the messages vouch for is durable.
-    for (const raft::Message& m : rd.messages) transport_.send(m);
+    // 2. Send the rest (votes, acks, requests for votes), now that
+    // everything they vouch for is durable (Figure 2, pitfalls 2 and 3).
+    for (const raft::Message& m : rd.messages)
+      if (!may_leave_before_persist(m)) transport_.send(m);
+    transport_.flush();
     observer_->on_sent(rd);
     // 3. Apply and answer.
     for (const raft::Entry& e : rd.committed) apply(e);
@@ -72,6 +94,7 @@ void Driver::process_ready() {
     }
     core_.advance(rd);
     answer_writes_of_lost_leadership();
+    transport_.flush();  // the answers of this Ready, in one batch
     observer_->on_advanced();
     maybe_take_snapshot();
   }

@@ -89,6 +89,11 @@ class Transport {
   // Best effort, like UDP.
   virtual void send(const raft::Message& message) = 0;
   virtual void reply(const net::Endpoint& to, const wire::ClientReply& reply) = 0;
+  // A transport may hold what send() and reply() gave it to send many with
+  // one system call; flush() sends it now. The driver flushes before its
+  // fsync (so the leader's appends are on the wire while it writes, thesis
+  // §10.2.1) and after each Ready; the owner of the loop at each turn's end.
+  virtual void flush() {}
 };
 
 // Points in the loop where a test may look, or crash the node by throwing.
@@ -99,9 +104,11 @@ class Observer {
   virtual ~Observer() = default;
   // A Ready was just taken from the core; nothing of it is handled yet.
   virtual void on_ready(const raft::Ready&) {}
-  // Its hard state and entries are durable; no message has left.
+  // Its hard state and entries are durable; of its messages only the
+  // leader's append_entries and install_snapshot have left (they go before
+  // the leader's own write, thesis §10.2.1; driver.cc).
   virtual void on_persisted(const raft::Ready&) {}
-  // Its messages have left; nothing of it is applied.
+  // All its messages have left; nothing of it is applied.
   virtual void on_sent(const raft::Ready&) {}
   // The state machine applied `entry`; `command` and `result` are null for
   // a no-op or an entry that holds no valid command. Before any client

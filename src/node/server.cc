@@ -123,6 +123,7 @@ int Server::run(const std::atomic<bool>& stop) {
     // read-back takes a bounded slice of each turn.
     driver_->poll_snapshot();
     driver_->process_ready();
+    flush();  // answers given outside a Ready (not_leader, cached, busy)
   }
   // A half-written snapshot is not worth waiting for: the log still holds
   // everything it would cover.
@@ -339,7 +340,24 @@ void Server::on_advanced() {
 
 void Server::reply(const net::Endpoint& to, const wire::ClientReply& r) {
   send_buffer_ = wire::encode(r);
-  socket_.send_to(to, send_buffer_);
+  queue_datagram(to, send_buffer_);
+}
+
+void Server::queue_datagram(const net::Endpoint& to, std::string_view datagram) {
+  if (out_count_ == net::UdpSocket::kMaxSendBatch) flush();
+  if (out_datagrams_.size() == out_count_) {
+    out_datagrams_.emplace_back();
+    out_to_.emplace_back();
+  }
+  out_datagrams_[out_count_].assign(datagram);
+  out_to_[out_count_] = to;
+  ++out_count_;
+}
+
+void Server::flush() {
+  if (out_count_ == 0) return;
+  socket_.send_many(out_to_.data(), out_datagrams_.data(), out_count_);
+  out_count_ = 0;
 }
 
 void Server::reply_error(const net::Endpoint& to, const std::string& client, std::uint64_t seq,
@@ -365,7 +383,7 @@ void Server::send(const raft::Message& m) {
     return;
   }
   log_message("->", m);
-  socket_.send_to(*to, datagram);
+  queue_datagram(*to, datagram);
 }
 
 void Server::log_message(const char* direction, const raft::Message& m) const {

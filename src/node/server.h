@@ -77,6 +77,9 @@ class Server : private Storage, private Transport, private Observer {
   // Transport: sealed peer datagrams and client replies, from one socket.
   void send(const raft::Message& message) override;
   void reply(const net::Endpoint& to, const wire::ClientReply& reply) override;
+  // Sends every queued datagram: one sendmmsg per kMaxSendBatch of them.
+  void flush() override;
+  void queue_datagram(const net::Endpoint& to, std::string_view datagram);
   // Observer: one log line per change of role, term or leader.
   void on_advanced() override;
 
@@ -103,6 +106,13 @@ class Server : private Storage, private Transport, private Observer {
   raft::Term last_term_ = 0;
   std::string last_leader_;
   std::string send_buffer_;
+  // Peer messages and client replies waiting for flush(): the driver
+  // flushes before its fsync and after its sends, run() at the end of each
+  // turn. Slots keep their capacity, so a datagram is not reallocated each
+  // turn; at most kMaxSendBatch wait (a full queue is flushed first).
+  std::vector<std::string> out_datagrams_;
+  std::vector<net::Endpoint> out_to_;
+  std::size_t out_count_ = 0;
 };
 
 }  // namespace node

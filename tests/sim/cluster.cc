@@ -13,7 +13,7 @@ const char* to_string(CrashPoint point) {
     case CrashPoint::None: return "between steps";
     case CrashPoint::BeforePersist: return "in a Ready, before persisting";
     case CrashPoint::TornPersist: return "in a Ready, during the entry append (torn write)";
-    case CrashPoint::AfterPersist: return "in a Ready, after persisting, before sending";
+    case CrashPoint::AfterPersist: return "in a Ready, after persisting, before sending acks and votes";
     case CrashPoint::AfterSend: return "in a Ready, after sending, before applying";
     case CrashPoint::AfterSnapshot: return "after saving a snapshot, before compacting the log";
   }
@@ -80,8 +80,14 @@ void Cluster::boot(int i) {
   recovered.snapshot = n.disk.snapshot;
   if (n.disk.snapshot) {
     bool discarded = false;
+    const raft::Index after = n.disk.snapshot->meta.index;
     recovered.entries = raft::entries_after_snapshot(n.disk.snapshot->meta, n.disk.entries, &discarded);
-    if (discarded) shell.reset_log(n.disk.snapshot->meta.index);
+    // As storage/recovery.cc: entries_after_snapshot says nothing about an
+    // empty log, and an empty log that does not start right after the
+    // snapshot (a crash after saving an installed snapshot, before the
+    // reset) must be reset too, or the next append would not continue it.
+    const bool continues = !n.disk.entries.empty() || n.disk.first_index == after + 1;
+    if (discarded || !continues) shell.reset_log(after);
   } else {
     recovered.entries = n.disk.entries;
   }

@@ -7,7 +7,9 @@
 //   TornPersist    Storage::append writes a prefix of the new entries, then
 //                  throws (only a Ready with entries can tear; the crash
 //                  waits for one);
-//   AfterPersist   Observer::on_persisted throws: no message leaves;
+//   AfterPersist   Observer::on_persisted throws: only the leader's
+//                  append_entries and install_snapshot have left (they go
+//                  before its own write, thesis §10.2.1);
 //   AfterSend      Observer::on_sent throws: messages left, nothing applied.
 //
 // A crash is a SimulatedCrash exception; the cluster catches it and throws

@@ -432,4 +432,26 @@ TEST(UdpSocket, ResolveAndReceiveTimeout) {
   EXPECT_EQ(from, t.local_endpoint());
 }
 
+TEST(UdpSocket, SendManyDeliversEveryDatagramWhole) {
+  // More than one sendmmsg's worth, and a large datagram before short ones:
+  // each arrives whole and at its own length.
+  net::UdpSocket s(loopback_any_port());
+  net::UdpSocket t(loopback_any_port());
+  const std::size_t count = net::UdpSocket::kMaxSendBatch + 6;
+  std::vector<std::string> datagrams;
+  for (std::size_t i = 0; i < count; ++i) {
+    datagrams.push_back(i == 1 ? std::string(60000, 'L') : "d" + std::to_string(i));
+  }
+  const std::vector<net::Endpoint> to(count, s.local_endpoint());
+  ASSERT_TRUE(t.send_many(to.data(), datagrams.data(), count));
+  std::string buffer;
+  net::Endpoint from;
+  for (std::size_t i = 0; i < count; ++i) {
+    ASSERT_TRUE(s.receive(buffer, from, 500ms)) << "datagram " << i;
+    EXPECT_EQ(buffer, datagrams[i]);
+    EXPECT_EQ(from, t.local_endpoint());
+  }
+  EXPECT_FALSE(s.receive(buffer, from, 0ms));
+}
+
 }  // namespace
