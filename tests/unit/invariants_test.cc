@@ -77,24 +77,24 @@ raft::Config config_for(const std::string& id, const std::vector<std::string>& i
 // Single-state invariants: each one broken on purpose.
 
 TEST(CheckInvariants, RecoveredLogWithAGapIsRefused) {
-  raft::Recovered rec{HardState{3, ""}, {entry(1, 1), entry(1, 3)}};
+  raft::Recovered rec{HardState{3, ""}, {entry(1, 1), entry(1, 3)}, std::nullopt};
   expect_broken([&] { Raft r(config_for("n1", {"n1", "n2", "n3"}), rec); }, "log indexes are contiguous from the base");
 }
 
 TEST(CheckInvariants, RecoveredLogWithDecreasingTermsIsRefused) {
-  raft::Recovered rec{HardState{3, ""}, {entry(1, 1), entry(3, 2), entry(2, 3)}};
+  raft::Recovered rec{HardState{3, ""}, {entry(1, 1), entry(3, 2), entry(2, 3)}, std::nullopt};
   expect_broken([&] { Raft r(config_for("n1", {"n1", "n2", "n3"}), rec); }, "log terms never decrease");
 }
 
 TEST(CheckInvariants, RecoveredEntryAboveTheTermIsRefused) {
-  raft::Recovered rec{HardState{1, ""}, {entry(1, 1), entry(2, 2)}};
+  raft::Recovered rec{HardState{1, ""}, {entry(1, 1), entry(2, 2)}, std::nullopt};
   expect_broken([&] { Raft r(config_for("n1", {"n1", "n2", "n3"}), rec); }, "no entry's term exceeds current_term");
 }
 
 // A follower holding entries 1..3 of term 1.
 Raft follower_with_three_entries() {
   return Raft(config_for("n2", {"n1", "n2", "n3"}),
-              raft::Recovered{HardState{1, "n1"}, {entry(1, 1), entry(1, 2), entry(1, 3)}});
+              raft::Recovered{HardState{1, "n1"}, {entry(1, 1), entry(1, 2), entry(1, 3)}, std::nullopt});
 }
 
 TEST(CheckInvariants, AConsistentStatePasses) {
