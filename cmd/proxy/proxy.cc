@@ -160,6 +160,7 @@ void Proxy::send_now(const Route& route, const char* data, std::size_t size) {
   LinkCounters& counters = table_.counters(route.from, route.to);
   if (router_.deliver(route, data, size)) {
     ++counters.forwarded;
+    counters.forwarded_bytes += size;
   } else {
     ++counters.send_failed;
     if (log_.debug_enabled()) log_.debug("send failed on " + table_.link_name(route.from, route.to) +
