@@ -89,11 +89,16 @@ def _header(model: dict) -> str:
     if runs > 1:
         rows.append(("runs per test", f"{runs}; scoring policy '{model.get('policy')}'"))
     rows.append(("CPU budget", model.get("cpu_budget") or "none (all cores of this machine)"))
+    thr = model.get("cpu_throttling") or {}
+    if "nr_periods" in thr:
+        rows.append(("CPU throttling", f"held back in {thr.get('nr_throttled', 0)} of {thr['nr_periods']} periods, "
+                                       f"{thr.get('throttled_time', 0) / 1e9:.1f} s in all (the kernel's cpu.stat)"))
     peaks = [t["metrics"].get("node_peak_rss_mb") for t in model["tests"] if t.get("metrics")]
     peaks = [p for p in peaks if isinstance(p, (int, float))]
     if peaks:
         rows.append(("largest node peak RSS", f"{max(peaks):g} MB (one node process, at the end of a test)"))
-    rows.append(("duration", f"{model.get('duration_s')} s"))
+    rows.append(("duration", f"{model.get('duration_s')} s of tests"
+                              + (f", {model['wall_time_s']} s wall clock" if model.get("wall_time_s") else "")))
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     return (f"<h1>raftkv grading report</h1><p class=score>score: {_e(model['score'])} / "
             f"{_e(model['max_score'])}</p><p class=meta>{model['passed']} passed, {model['failed']} failed, "
