@@ -48,7 +48,7 @@ def _client_links(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if "client" in k.split(">")}
 
 
-def _sum(links: dict, field: str, what: str) -> int:
+def _sum(links: dict, field: str) -> int:
     missing = [k for k, v in links.items() if field not in v]
     if missing:
         pytest.fail(f"the proxy's stats lack '{field}' (links {missing[:3]}): rebuild ./proxy", pytrace=False)
@@ -79,7 +79,7 @@ def test_idle_traffic_is_bounded(make_cluster, request, timing):
     time.sleep(IDLE_WINDOW_S)
     stats = cluster.link_stats()
     elapsed = time.monotonic() - start
-    per_s = _record(request, "idle_datagrams_per_s", _sum(_node_links(stats), "forwarded", "idle") / elapsed)
+    per_s = _record(request, "idle_datagrams_per_s", _sum(_node_links(stats), "forwarded") / elapsed)
     n = cluster.size
     limit = IDLE_ROUNDS_ALLOWED * 2 * (n - 1) * 1000 / timing.heartbeat_ms
     assert per_s <= limit, (f"idle cluster of {n}: {per_s:.0f} node-to-node datagrams/s, limit {limit:.0f} "
@@ -106,10 +106,10 @@ def test_datagrams_and_bytes_per_committed_write(make_cluster, request):
     stats = cluster.link_stats()
     nodes, clients = _node_links(stats), _client_links(stats)
     followers = cluster.size - 1
-    per_write = _record(request, "node_datagrams_per_write", _sum(nodes, "forwarded", "writes") / WRITES)
-    client_per_write = _record(request, "client_datagrams_per_write", _sum(clients, "forwarded", "writes") / WRITES)
+    per_write = _record(request, "node_datagrams_per_write", _sum(nodes, "forwarded") / WRITES)
+    client_per_write = _record(request, "client_datagrams_per_write", _sum(clients, "forwarded") / WRITES)
     bytes_per_entry = _record(request, "bytes_per_entry_per_follower",
-                              _sum(nodes, "forwarded_bytes", "writes") / WRITES / followers)
+                              _sum(nodes, "forwarded_bytes") / WRITES / followers)
     _record(request, "write_latency_ms", 1000 * elapsed / WRITES)
     problems = []
     if per_write > NODE_DATAGRAMS_PER_WRITE_LIMIT:
