@@ -11,6 +11,7 @@ after all. It tests the harness's own tools: a harness self-test.
 
 import random
 import sys
+import time
 
 import pytest
 
@@ -32,6 +33,7 @@ def test_followers_forward_writes_to_the_leader(settings):
     try:
         cluster.start()
         leader = cluster.wait_settled()
+        time.sleep(0.3)  # the double learns its inner node's role by polling its status every 50 ms
         client = cluster.client()
         for seq, follower in enumerate((n for n in cluster.ids if n != leader), start=1):
             msg = {"type": "client_request", "src": client.client_id, "dest": follower, "seq": seq,

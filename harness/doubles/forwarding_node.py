@@ -19,8 +19,9 @@ all talk to the wrapper:
 - the inner node's peer traffic leaves from the `listen` address, so the
   fault proxy still sees node-to-node links, and replies from a peer's
   address go back to the inner node as if from that peer;
-- when the inner node answers a client_request with not_leader naming a
-  leader, the wrapper sends the original request to that leader (from the
+- a client_request that arrives while the inner node is a follower that
+  knows its leader (the wrapper polls its status every STATUS_POLL_S) is
+  not given to the inner node: the wrapper sends it to that leader (from the
   `listen` address: a node-to-node datagram, cut by partitions like any
   other) and relays the leader's reply to the client with its own id as
   `src`; a client whose forwarded request gets no answer times out and
@@ -47,6 +48,7 @@ import time
 MAX_SOURCES = 512          # NAT sockets, least recently used closed first
 MAX_PENDING = 4096         # remembered requests and forwards
 FORWARD_TTL_S = 5.0        # a forward unanswered for this long is forgotten
+STATUS_POLL_S = 0.05       # how often the wrapper asks its inner node for its role and leader
 MAX_DATAGRAM = 65535
 
 
@@ -129,8 +131,9 @@ class Wrapper:
         with open(inner_path, "w", encoding="utf-8") as f:
             json.dump(inner, f)
         self.sources = Bounded(MAX_SOURCES, on_evict=self._close)
-        self.requests = Bounded(MAX_PENDING)   # (source, seq) -> original request bytes
         self.forwards = Bounded(MAX_PENDING)   # (client id, seq) -> (source, deadline)
+        self.status_sock = self._socket(("127.0.0.1", 0), "status")
+        self.role, self.leader, self.next_poll = None, None, 0.0
         self.child = subprocess.Popen([node_binary, inner_path], preexec_fn=_die_with_parent)
 
     def _socket(self, addr, tag):
@@ -161,7 +164,7 @@ class Wrapper:
     def _parse(data: bytes):
         try:
             msg = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting: Python's parser recurses
             return None
         return msg if isinstance(msg, dict) else None
 
@@ -178,21 +181,30 @@ class Wrapper:
             _send(self.peer_socks[self.peer_ids[source]], data, self.inner_addr)
             return
         msg = self._parse(data)
-        if msg and msg.get("type") == "client_request" and isinstance(msg.get("seq"), int):
-            self.requests.put((source, msg["seq"]), data)
+        if (msg and msg.get("type") == "client_request" and isinstance(msg.get("seq"), int)
+                and self.role == "follower" and self.leader in self.peers):
+            # A follower forwards what it receives (PROTOCOL.md v1.1); a leader, even a deposed one,
+            # answers for itself, so nothing it once took is ever replayed behind its client's back.
+            self.forwards.put((msg.get("src"), msg["seq"]), (source, time.monotonic() + FORWARD_TTL_S))
+            _send(self.main, data, self.peers[self.leader])
+            return
         _send(self._source_socket(source), data, self.inner_addr)
 
     def on_nat(self, data: bytes, source) -> None:
-        """The inner node's answer to `source`; a not_leader is turned into a forward."""
-        msg = self._parse(data)
-        if (msg and msg.get("type") == "client_reply" and msg.get("error") == "not_leader"
-                and msg.get("leader") in self.peers):
-            original = self.requests.pop((source, msg.get("seq")), None)
-            if original is not None:
-                self.forwards.put((msg.get("dest"), msg.get("seq")), (source, time.monotonic() + FORWARD_TTL_S))
-                _send(self.main, original, self.peers[msg["leader"]])
-                return
+        """The inner node's answer to `source`."""
         _send(self.main, data, source)
+
+    def poll_status(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_poll:
+            self.next_poll = now + STATUS_POLL_S
+            _send(self.status_sock, json.dumps({"type": "status", "src": "fwd-" + self.me, "dest": self.me}).encode(),
+                  self.inner_addr)
+
+    def on_status(self, data: bytes) -> None:
+        msg = self._parse(data)
+        if msg and msg.get("type") == "status_reply":
+            self.role, self.leader = msg.get("role"), msg.get("leader")
 
     def expire(self) -> None:
         now = time.monotonic()
@@ -201,7 +213,7 @@ class Wrapper:
 
     def run(self) -> int:
         while self.child.poll() is None:
-            for key, _ in self.sel.select(timeout=0.2):
+            for key, _ in self.sel.select(timeout=STATUS_POLL_S):
                 tag = key.data
                 try:
                     data, source = key.fileobj.recvfrom(MAX_DATAGRAM)
@@ -209,11 +221,14 @@ class Wrapper:
                     continue
                 if tag == "main":
                     self.on_main(data, source)
+                elif tag == "status":
+                    self.on_status(data)
                 elif tag[0] == "peer":
                     if source == self.inner_addr:  # the inner node's message to a peer leaves from `listen`
                         _send(self.main, data, self.peers[tag[1]])
                 elif source == self.inner_addr:
                     self.on_nat(data, tag[1])
+            self.poll_status()
             self.expire()
         return self.child.returncode
 
