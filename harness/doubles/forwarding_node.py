@@ -181,8 +181,11 @@ class Wrapper:
             _send(self.peer_socks[self.peer_ids[source]], data, self.inner_addr)
             return
         msg = self._parse(data)
-        if (msg and msg.get("type") == "client_request" and isinstance(msg.get("seq"), int)
-                and self.role == "follower" and self.leader in self.peers):
+        seq = msg.get("seq") if msg else None
+        # Only a request whose seq the leader's reply will carry back (an integer >= 1) is forwarded;
+        # the inner node answers anything else itself (bad_request with seq 0).
+        if (msg and msg.get("type") == "client_request" and isinstance(seq, int) and not isinstance(seq, bool)
+                and seq >= 1 and self.role == "follower" and self.leader in self.peers):
             # A follower forwards what it receives (PROTOCOL.md v1.1); a leader, even a deposed one,
             # answers for itself, so nothing it once took is ever replayed behind its client's back.
             self.forwards.put((msg.get("src"), msg["seq"]), (source, time.monotonic() + FORWARD_TTL_S))
