@@ -96,8 +96,8 @@ test: all
 	echo "$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure"; \
 	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure || status=1; \
 	if ls harness/test_*.py >/dev/null 2>&1; then \
-	  echo "$(PYTEST) -q harness"; \
-	  $(PYTEST) -q harness || status=1; \
+	  echo "$(PYTEST) -q harness --reference"; \
+	  $(PYTEST) -q harness --reference || status=1; \
 	fi; \
 	echo "$(PYTEST) -q -p no:cacheprovider tests/dashboard"; \
 	$(PYTEST) -q -p no:cacheprovider tests/dashboard || status=1; \

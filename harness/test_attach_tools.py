@@ -17,6 +17,9 @@ from . import proxied_configs
 from .lib import ports
 from .lib.attach import find_node_processes
 
+# Tests of the harness's own code: they run in `make test` but never count toward a node's score.
+pytestmark = pytest.mark.harness_self_test
+
 
 def write_setup_configs(d, n=3, base=7001, clients=2):
     d.mkdir(parents=True, exist_ok=True)

@@ -190,7 +190,8 @@ def _extend_time_limit(seconds: float) -> None:
 
 def _run_child(binary: Path, tests: list, settings, workdir: str, limit_s: float) -> tuple[dict, str]:
     report = os.path.join(workdir, "report.json")
-    cmd = [sys.executable, "-m", "pytest", *tests, "--node-bin", str(binary), "--proxy-bin", settings.proxy_bin,
+    cmd = [sys.executable, "-m", "pytest", *tests, "--node-bin", str(binary), "--reference",
+           "--proxy-bin", settings.proxy_bin,
            "--seed", str(settings.seed), "-q", "-p", "no:cacheprovider", "--report", report,
            "--reports-dir", os.path.join(workdir, "reports")]
     try:

@@ -12,6 +12,9 @@ import pytest
 
 from .conftest import REPO
 
+# Tests of the harness's own code: they run in `make test` but never count toward a node's score.
+pytestmark = pytest.mark.harness_self_test
+
 SHARED = REPO.parent / "shared" / "PROTOCOL.md"
 
 

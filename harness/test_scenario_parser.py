@@ -17,6 +17,9 @@ import pytest
 from .lib.client import OK, Result
 from .lib.scenario import (DOWN, UP, Link, Runner, ScenarioError, Step, parse, parse_file, parse_time)
 
+# Tests of the harness's own code: they run in `make test` but never count toward a node's score.
+pytestmark = pytest.mark.harness_self_test
+
 REPO = Path(__file__).resolve().parent.parent
 
 

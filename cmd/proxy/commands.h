@@ -300,7 +300,8 @@ class Executor {
   static ojson counters_json(const LinkCounters& c) {
     return ojson{{"received", c.received},     {"forwarded", c.forwarded}, {"dropped", c.dropped},
                  {"delayed", c.delayed},       {"duplicated", c.duplicated}, {"blocked", c.blocked},
-                 {"overflow", c.overflow},     {"send_failed", c.send_failed}};
+                 {"overflow", c.overflow},     {"send_failed", c.send_failed},
+                 {"forwarded_bytes", c.forwarded_bytes}};
   }
 
   static bool is_zero(const LinkCounters& c) {

@@ -52,6 +52,7 @@ struct LinkCounters {
   std::uint64_t blocked = 0;     // refused by a partition, a block, or a rule with blocked=true
   std::uint64_t overflow = 0;    // copies lost because the delay queue was full
   std::uint64_t send_failed = 0; // the kernel refused the send (or no relay socket)
+  std::uint64_t forwarded_bytes = 0;  // payload bytes of the forwarded copies: the harness's efficiency figures
 };
 
 enum class Verdict { kRefused, kDropped, kPass };

@@ -212,6 +212,7 @@ bool Proxy::send_now(const Route& route, const char* data, std::size_t size) {
   LinkCounters& counters = table_.counters(route.from, route.to);
   if (router_.deliver(route, data, size)) {
     ++counters.forwarded;
+    counters.forwarded_bytes += size;
     return true;
   } else {
     ++counters.send_failed;
