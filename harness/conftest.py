@@ -83,7 +83,8 @@ def pytest_addoption(parser):
                      "them to its result (./grade sets it; default: none)")
     g.addoption("--reference", action="store_true", default=False,
                 help="the node is the reference node or a mutant of it: also run the tests marked 'reference' "
-                     "(its log lines, peer authentication, mutants); never inferred from the path")
+                     "(its log lines, peer authentication, mutants); never inferred from the path. "
+                     "Implied when neither --node-bin nor --node-cmd is given (the repository's ./node)")
     g.addoption("--snapshots", action="store_true", default=False,
                 help="the node compacts its log (PROTOCOL.md v1.1 'Snapshots'): run the snapshot lab, "
                      "harness/test_snapshot.py (always run for the reference node)")
@@ -121,11 +122,14 @@ def pytest_configure(config):
         description = node_bin
         if opt.node_bin:
             rerun.append(f"--node-bin {shlex.quote(opt.node_bin)}")
-    # "Reference" is the grader's explicit statement (--reference), never a guess from a path:
-    # a submission copied to build/node must not get the reference node's tests and config.
-    is_ref = bool(opt.reference)
+    # "Reference" is the grader's explicit statement, never a guess from a path: a submission
+    # copied to build/node must not get the reference node's tests and config. Naming no node
+    # at all chooses this repository's own ./node, which is the reference node by definition,
+    # so `pytest harness` alone grades it as such (with its peer-authentication config).
+    default_node = not opt.node_cmd and not opt.node_bin
+    is_ref = bool(opt.reference) or default_node
     why = "" if is_ref else "the node is not declared the reference node (--reference)"
-    if is_ref:
+    if opt.reference:
         rerun.append("--reference")
     proxy_bin = os.path.abspath(opt.proxy_bin) if opt.proxy_bin else str(REPO / "proxy")
     if opt.proxy_bin:
