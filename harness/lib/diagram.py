@@ -124,6 +124,12 @@ def render_diagram(journal: Journal, *, around_us: Optional[int] = None, title: 
     first_us, last_us = journal.time_span_us()
     moment = around_us if around_us is not None else last_us
     start_us, end_us = int(moment - before_ms * 1000), int(moment + after_ms * 1000)
+    # Nothing happened before the first record or after the last (and the moment):
+    # drawing that time would only push the messages off the first screen.
+    if first_us is not None:
+        start_us = max(start_us, min(int(first_us), int(moment)))
+    if last_us is not None:
+        end_us = min(end_us, max(int(last_us), int(moment)) + 50_000)
     shrunk = False
     while True:
         span_ms = max(1.0, (end_us - start_us) / 1000)
@@ -163,11 +169,13 @@ def render_diagram(journal: Journal, *, around_us: Optional[int] = None, title: 
         x = x_of[name]
         svg.append(f'<line x1="{x}" x2="{x}" y1="{TOP_PX - 8}" y2="{height - 10}" stroke="#4a6fa5" stroke-width="2"/>'
                    f'<text x="{x}" y="{TOP_PX - 14}" text-anchor="middle" font-size="14" font-weight="bold">{_esc(name)}</text>')
-    for t_us, text in notes:
+    note_text_y = -1e9  # notes close in time get their labels stacked, not printed over each other
+    for t_us, text in sorted(notes, key=lambda n: n[0]):
         if start_us <= t_us <= end_us:
             yy = y(t_us)
+            note_text_y = max(yy + 4, note_text_y + 13)
             svg.append(f'<line x1="40" x2="{width - 250}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#2a9d8f" stroke-dasharray="8,4"/>'
-                       f'<text x="{width - 245}" y="{yy + 4:.1f}" fill="#2a9d8f">{(t_us - origin) / 1000:.0f} ms {_esc(text[:40])}</text>')
+                       f'<text x="{width - 245}" y="{note_text_y:.1f}" fill="#2a9d8f">{(t_us - origin) / 1000:.0f} ms {_esc(text[:40])}</text>')
     if start_us <= moment <= end_us:
         yy = y(moment)
         svg.append(f'<line x1="0" x2="{width}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d00000" stroke-width="2"/>'
