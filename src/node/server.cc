@@ -314,8 +314,7 @@ void Server::handle_log_tail(const wire::LogTailRequest& request, const net::End
   r.base_index = log.base_index();
   r.base_term = log.base_term();
   r.last_index = log.last_index();
-  const std::uint64_t held = r.last_index - r.base_index;
-  const std::uint64_t n = held < request.count ? held : request.count;
+  const std::uint64_t n = std::min<std::uint64_t>(r.last_index - r.base_index, request.count);
   r.terms.reserve(n);
   for (raft::Index i = r.last_index - n + 1; i <= r.last_index; ++i) r.terms.push_back(log.term(i));
   socket_.send_to(from, wire::encode(r));
@@ -339,19 +338,25 @@ void Server::on_advanced() {
 }
 
 void Server::reply(const net::Endpoint& to, const wire::ClientReply& r) {
-  send_buffer_ = wire::encode(r);
-  queue_datagram(to, send_buffer_);
+  queue_datagram(to, wire::encode(r));
 }
 
-void Server::queue_datagram(const net::Endpoint& to, std::string_view datagram) {
+std::string& Server::next_out_slot(const net::Endpoint& to) {
   if (out_count_ == net::UdpSocket::kMaxSendBatch) flush();
   if (out_datagrams_.size() == out_count_) {
     out_datagrams_.emplace_back();
     out_to_.emplace_back();
   }
-  out_datagrams_[out_count_].assign(datagram);
   out_to_[out_count_] = to;
-  ++out_count_;
+  return out_datagrams_[out_count_++];
+}
+
+void Server::queue_datagram(const net::Endpoint& to, std::string_view datagram) {
+  next_out_slot(to).assign(datagram);
+}
+
+void Server::queue_datagram(const net::Endpoint& to, std::string&& datagram) {
+  next_out_slot(to) = std::move(datagram);
 }
 
 void Server::flush() {

@@ -79,7 +79,11 @@ class Server : private Storage, private Transport, private Observer {
   void reply(const net::Endpoint& to, const wire::ClientReply& reply) override;
   // Sends every queued datagram: one sendmmsg per kMaxSendBatch of them.
   void flush() override;
+  // Copies a datagram whose buffer is reused (the sealed peer message);
+  // takes an encoded reply as it is.
   void queue_datagram(const net::Endpoint& to, std::string_view datagram);
+  void queue_datagram(const net::Endpoint& to, std::string&& datagram);
+  std::string& next_out_slot(const net::Endpoint& to);
   // Observer: one log line per change of role, term or leader.
   void on_advanced() override;
 

@@ -86,9 +86,10 @@ struct Ready {
   bool snapshot_resets_log = false;
   std::optional<HardState> hard_state;  // persist (atomically) if set
   // Persist: remove any stored entries with index >= entries.front().index,
-  // then append these. Durable before `messages` go (a leader's append_entries
-  std::vector<Entry> entries;         // and install_snapshot may go first, §10.2.1)
-  std::vector<Message> messages;      // send after persisting (but see above)
+  // then append these. `messages` go once these are durable, except a
+  // leader's append_entries and install_snapshot, which may go first (§10.2.1).
+  std::vector<Entry> entries;
+  std::vector<Message> messages;
   std::vector<Entry> committed;       // apply in order, after persisting
   std::vector<ReadState> reads;       // serve once applied up to .index
   std::vector<std::uint64_t> failed_reads;  // not leader (any more): redirect
